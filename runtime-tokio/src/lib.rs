@@ -1,0 +1,1 @@
+//! Drives the natrium engine with tokio.

@@ -1,0 +1,1 @@
+//! NATS config file format. STUB: lands on the `config` branch.

@@ -1,0 +1,1 @@
+//! Options from the config file. STUB: lands on the `config` branch.
