@@ -1,1 +1,230 @@
 //! Drives the natrium engine with tokio.
+//!
+//! One task owns the [`Server`] and is the only one that touches it. Each client
+//! connection has a reader task (socket -> engine, through one bounded event
+//! channel, so a fast publisher is slowed down rather than buffered without limit)
+//! and a writer task (engine -> socket). The engine coalesces everything queued for
+//! a connection while it handles a batch of events into one `Transmit`, so a writer
+//! makes one `write` per batch, never one per message. The engine's outbound
+//! accounting (max_pending, write_deadline) bounds what a writer can hold.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use natrium_engine::{CloseReason, ConnId, Instant, Output, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+/// Size of each socket read handed to the engine.
+const READ_CHUNK: usize = 64 * 1024;
+/// Events that may wait for the engine task before readers are held back.
+const EVENT_QUEUE: usize = 1024;
+/// Events the engine task handles before it writes out what they produced.
+const EVENT_BATCH: usize = 256;
+/// How long a shutting-down server waits for clients' final bytes.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
+enum Event {
+    Accepted(TcpStream, SocketAddr),
+    Read(ConnId, Bytes),
+    Written(ConnId, usize),
+    Closed(ConnId),
+}
+
+enum WriterMsg {
+    Data(Bytes),
+    /// Finish what was sent before, then close (bounded by the given time).
+    Close(Duration),
+}
+
+struct ConnHandle {
+    tx: mpsc::UnboundedSender<WriterMsg>,
+    reader: AbortHandle,
+    writer: AbortHandle,
+}
+
+/// Serve clients accepted on `listener` until `shutdown` completes; then close every
+/// client (flushing what it was sent) and return.
+pub async fn serve(
+    mut server: Server,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let origin = tokio::time::Instant::now();
+    let now = move || Instant(origin.elapsed().as_nanos() as u64);
+    let write_deadline = server.config().write_deadline;
+    let (events_tx, mut events) = mpsc::channel::<Event>(EVENT_QUEUE);
+
+    let acceptor = {
+        let events_tx = events_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        if events_tx.send(Event::Accepted(stream, peer)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!("Error accepting client connection: {e}");
+                        // Out of file descriptors and the like: back off briefly.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        })
+    };
+
+    let mut conns: hashbrown::HashMap<ConnId, ConnHandle> = hashbrown::HashMap::new();
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = server.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(at) => {
+                    tokio::time::sleep_until(origin + Duration::from_nanos(at.as_nanos())).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                handle_event(&mut server, &mut conns, &events_tx, now(), ev);
+                for _ in 0..EVENT_BATCH {
+                    match events.try_recv() {
+                        Ok(ev) => handle_event(&mut server, &mut conns, &events_tx, now(), ev),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = sleep => server.handle_timeout(now()),
+        }
+        drain(&mut server, &mut conns, write_deadline);
+    }
+
+    acceptor.abort();
+    tracing::info!("Initiating Shutdown...");
+    server.handle_shutdown(now());
+    drain(&mut server, &mut conns, SHUTDOWN_FLUSH);
+    let writers: Vec<AbortHandle> = conns.drain().map(|(_, h)| h.writer).collect();
+    let flush = async {
+        while let Some(ev) = events.recv().await {
+            if let Event::Closed(_) = ev {
+                // Nothing to do: every connection is already closing.
+            }
+            if writers.iter().all(AbortHandle::is_finished) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(SHUTDOWN_FLUSH, flush).await;
+    tracing::info!("Server Exiting..");
+    Ok(())
+}
+
+fn handle_event(
+    server: &mut Server,
+    conns: &mut hashbrown::HashMap<ConnId, ConnHandle>,
+    events_tx: &mpsc::Sender<Event>,
+    now: Instant,
+    ev: Event,
+) {
+    match ev {
+        Event::Accepted(stream, peer) => {
+            let _ = stream.set_nodelay(true);
+            let id = server.handle_accept(now, peer);
+            tracing::debug!("{peer} - {id} - Client connection created");
+            let (rd, wr) = stream.into_split();
+            let (tx, rx) = mpsc::unbounded_channel();
+            let reader = tokio::spawn(read_loop(id, rd, events_tx.clone())).abort_handle();
+            let writer = tokio::spawn(write_loop(id, wr, rx, events_tx.clone())).abort_handle();
+            conns.insert(id, ConnHandle { tx, reader, writer });
+        }
+        Event::Read(id, data) => server.handle_read(now, id, &data),
+        Event::Written(id, n) => server.handle_written(now, id, n),
+        Event::Closed(id) => {
+            server.handle_closed(now, id);
+            if let Some(h) = conns.remove(&id) {
+                tracing::debug!("{id} - Client connection closed: {}", CloseReason::ClientClosed);
+                h.writer.abort();
+            }
+        }
+    }
+}
+
+/// Carry out everything the engine has asked for.
+fn drain(server: &mut Server, conns: &mut hashbrown::HashMap<ConnId, ConnHandle>, flush_limit: Duration) {
+    while let Some(out) = server.poll_output() {
+        match out {
+            Output::Transmit { conn, data } => {
+                if let Some(h) = conns.get(&conn) {
+                    let _ = h.tx.send(WriterMsg::Data(data));
+                }
+            }
+            Output::Close { conn, reason } => {
+                if let Some(h) = conns.remove(&conn) {
+                    tracing::debug!("{conn} - Client connection closed: {reason}");
+                    h.reader.abort();
+                    if reason.flush_first() {
+                        let _ = h.tx.send(WriterMsg::Close(flush_limit));
+                    } else {
+                        h.writer.abort();
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn read_loop(id: ConnId, mut rd: OwnedReadHalf, events: mpsc::Sender<Event>) {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        if buf.capacity() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let chunk = buf.split().freeze();
+                if events.send(Event::Read(id, chunk)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = events.send(Event::Closed(id)).await;
+}
+
+async fn write_loop(
+    id: ConnId,
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<WriterMsg>,
+    events: mpsc::Sender<Event>,
+) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            WriterMsg::Data(data) => {
+                if wr.write_all(&data).await.is_err() {
+                    let _ = events.send(Event::Closed(id)).await;
+                    return;
+                }
+                if events.send(Event::Written(id, data.len())).await.is_err() {
+                    return;
+                }
+            }
+            WriterMsg::Close(limit) => {
+                let _ = tokio::time::timeout(limit, wr.shutdown()).await;
+                return;
+            }
+        }
+    }
+}
