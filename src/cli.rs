@@ -55,7 +55,12 @@ pub struct Cli {
     #[arg(short = 'T', long = "logtime", num_args = 0..=1, default_missing_value = "true")]
     pub logtime: Option<String>,
     /// File to redirect log output
-    #[arg(short = 'l', long = "log", visible_alias = "log_file", value_name = "FILE")]
+    #[arg(
+        short = 'l',
+        long = "log",
+        visible_alias = "log_file",
+        value_name = "FILE"
+    )]
     pub log: Option<PathBuf>,
     /// File to store the process id
     #[arg(short = 'P', long = "pid", value_name = "FILE")]
@@ -87,7 +92,9 @@ pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
                 && b[0] == b'-'
                 && b[1] != b'-'
                 && b[1].is_ascii_alphabetic()
-                && a.split('=').next().is_some_and(|f| f[1..].bytes().all(|c| c.is_ascii_alphabetic() || c == b'_'));
+                && a.split('=')
+                    .next()
+                    .is_some_and(|f| f[1..].bytes().all(|c| c.is_ascii_alphabetic() || c == b'_'));
             if go_long {
                 format!("-{a}")
             } else {
@@ -176,7 +183,19 @@ mod tests {
     // X1–X5, X8–X10: the flags nats-server users type.
     #[test]
     fn go_style_flags() {
-        let c = parse(&["natrium", "-p", "-1", "-a", "127.0.0.1", "-js", "-sd", "/tmp/x", "-DV", "-n", "srv"]);
+        let c = parse(&[
+            "natrium",
+            "-p",
+            "-1",
+            "-a",
+            "127.0.0.1",
+            "-js",
+            "-sd",
+            "/tmp/x",
+            "-DV",
+            "-n",
+            "srv",
+        ]);
         assert_eq!(c.port, Some(-1));
         assert_eq!(c.addr.as_deref(), Some("127.0.0.1"));
         assert!(c.jetstream && c.debug_trace);
@@ -185,13 +204,35 @@ mod tests {
         assert!(o.debug && o.trace && o.jetstream && o.engine.jetstream);
         assert_eq!(o.engine.server_name.as_deref(), Some("srv"));
 
-        let c = parse(&["natrium", "-port=4333", "--net", "::1", "--user", "u", "--pass", "p", "-max_payload", "2KB"]);
+        let c = parse(&[
+            "natrium",
+            "-port=4333",
+            "--net",
+            "::1",
+            "--user",
+            "u",
+            "--pass",
+            "p",
+            "-max_payload",
+            "2KB",
+        ]);
         let o = c.options().unwrap();
         assert_eq!(o.port, 4333);
         assert_eq!(o.host, "::1");
         assert_eq!(o.engine.auth.user.as_deref(), Some("u"));
         assert_eq!(o.engine.max_payload, 2048);
-        let c = parse(&["natrium", "--auth", "tok", "-l", "/tmp/log", "-P", "/tmp/pid", "--jetstream", "--store_dir", "d"]);
+        let c = parse(&[
+            "natrium",
+            "--auth",
+            "tok",
+            "-l",
+            "/tmp/log",
+            "-P",
+            "/tmp/pid",
+            "--jetstream",
+            "--store_dir",
+            "d",
+        ]);
         let o = c.options().unwrap();
         assert_eq!(o.engine.auth.token.as_deref(), Some("tok"));
         assert_eq!(o.pid_file, Some(PathBuf::from("/tmp/pid")));
@@ -200,6 +241,8 @@ mod tests {
 
     #[test]
     fn bad_max_payload_is_an_error() {
-        assert!(parse(&["natrium", "--max_payload", "lots"]).options().is_err());
+        assert!(parse(&["natrium", "--max_payload", "lots"])
+            .options()
+            .is_err());
     }
 }

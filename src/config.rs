@@ -42,5 +42,8 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 pub fn load_file(path: &Path) -> Result<Options, ConfigError> {
-    Err(ConfigError(format!("{}: config files not supported yet", path.display())))
+    Err(ConfigError(format!(
+        "{}: config files not supported yet",
+        path.display()
+    )))
 }

@@ -22,7 +22,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let tag = match *event.metadata().level() {
             Level::ERROR => "[ERR]",
             Level::WARN => "[WRN]",
@@ -30,7 +35,13 @@ where
             Level::DEBUG => "[DBG]",
             Level::TRACE => "[TRC]",
         };
-        write!(w, "[{}] {} {} ", self.pid, timestamp(SystemTime::now()), tag)?;
+        write!(
+            w,
+            "[{}] {} {} ",
+            self.pid,
+            timestamp(SystemTime::now()),
+            tag
+        )?;
         ctx.field_format().format_fields(w.by_ref(), event)?;
         writeln!(w)
     }
@@ -71,13 +82,22 @@ pub fn init(debug: bool, trace: bool, logfile: Option<&Path>) -> io::Result<()> 
     };
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .event_format(NatsFormat { pid: std::process::id() });
+        .with_ansi(false)
+        .event_format(NatsFormat {
+            pid: std::process::id(),
+        });
     match logfile {
         Some(path) => {
             let file = OpenOptions::new().create(true).append(true).open(path)?;
-            builder.with_writer(Mutex::new(file)).try_init().map_err(io::Error::other)
+            builder
+                .with_writer(Mutex::new(file))
+                .try_init()
+                .map_err(io::Error::other)
         }
-        None => builder.with_writer(io::stderr).try_init().map_err(io::Error::other),
+        None => builder
+            .with_writer(io::stderr)
+            .try_init()
+            .map_err(io::Error::other),
     }
 }
 
@@ -96,6 +116,9 @@ mod tests {
     fn timestamps_are_civil_utc() {
         let t = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
         assert_eq!(timestamp(t), "2023/11/14 22:13:20.123456");
-        assert_eq!(timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000/02/29 00:00:00.000000");
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000/02/29 00:00:00.000000"
+        );
     }
 }

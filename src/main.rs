@@ -14,11 +14,18 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     if cli.version {
-        println!("natrium: v{} (nats-server {SERVER_VERSION} compatible)", env!("CARGO_PKG_VERSION"));
+        println!(
+            "natrium: v{} (nats-server {SERVER_VERSION} compatible)",
+            env!("CARGO_PKG_VERSION")
+        );
         return ExitCode::SUCCESS;
     }
     let opts = match cli.options() {
@@ -29,7 +36,11 @@ fn main() -> ExitCode {
         }
     };
     if cli.test_config {
-        let file = cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let file = cli
+            .config
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         println!("natrium: configuration file {file} is valid");
         return ExitCode::SUCCESS;
     }
@@ -37,7 +48,10 @@ fn main() -> ExitCode {
         eprintln!("natrium: cannot open log file: {e}");
         return ExitCode::from(1);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("Error starting runtime: {e}");
@@ -55,7 +69,10 @@ fn main() -> ExitCode {
 
 async fn run(mut opts: Options) -> Result<(), String> {
     tracing::info!("Starting natrium");
-    tracing::info!("  Version:  {} (nats-server {SERVER_VERSION} compatible)", env!("CARGO_PKG_VERSION"));
+    tracing::info!(
+        "  Version:  {} (nats-server {SERVER_VERSION} compatible)",
+        env!("CARGO_PKG_VERSION")
+    );
     tracing::info!("  Git:      [not set]");
     if let Some(name) = &opts.engine.server_name {
         tracing::info!("  Name:     {name}");
@@ -64,9 +81,13 @@ async fn run(mut opts: Options) -> Result<(), String> {
         tracing::warn!("{w}");
     }
     if opts.jetstream {
-        let dir = opts.store_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("nats"));
+        let dir = opts
+            .store_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("nats"));
         let js = dir.join("jetstream");
-        std::fs::create_dir_all(&js).map_err(|e| format!("Could not create storage directory {}: {e}", js.display()))?;
+        std::fs::create_dir_all(&js)
+            .map_err(|e| format!("Could not create storage directory {}: {e}", js.display()))?;
         tracing::info!("Starting JetStream");
         tracing::info!("  Store Directory: \"{}\"", js.display());
     }
@@ -85,17 +106,29 @@ async fn run(mut opts: Options) -> Result<(), String> {
     let bound: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
     opts.engine.host = host.clone();
     opts.engine.port = bound.port();
-    let shown = if bound.is_ipv6() { format!("[{}]", bound.ip()) } else { bound.ip().to_string() };
-    tracing::info!("Listening for client connections on {shown}:{}", bound.port());
+    let shown = if bound.is_ipv6() {
+        format!("[{}]", bound.ip())
+    } else {
+        bound.ip().to_string()
+    };
+    tracing::info!(
+        "Listening for client connections on {shown}:{}",
+        bound.port()
+    );
     if let Some(pid_file) = &opts.pid_file {
         natrium::logging::write_pid_file(pid_file)
             .map_err(|e| format!("Could not write pidfile: {e}"))?;
     }
-    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
         ^ (u64::from(std::process::id()) << 32);
     let server = Server::new(opts.engine, seed);
     tracing::info!("Server is ready");
-    natrium_runtime_tokio::serve(server, listener, shutdown_signal()).await.map_err(|e| e.to_string())
+    natrium_runtime_tokio::serve(server, listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// SIGINT or SIGTERM.

@@ -154,7 +154,10 @@ fn handle_event(
         Event::Closed(id) => {
             server.handle_closed(now, id);
             if let Some(h) = conns.remove(&id) {
-                tracing::debug!("{id} - Client connection closed: {}", CloseReason::ClientClosed);
+                tracing::debug!(
+                    "{id} - Client connection closed: {}",
+                    CloseReason::ClientClosed
+                );
                 h.writer.abort();
             }
         }
@@ -162,7 +165,11 @@ fn handle_event(
 }
 
 /// Carry out everything the engine has asked for.
-fn drain(server: &mut Server, conns: &mut hashbrown::HashMap<ConnId, ConnHandle>, flush_limit: Duration) {
+fn drain(
+    server: &mut Server,
+    conns: &mut hashbrown::HashMap<ConnId, ConnHandle>,
+    flush_limit: Duration,
+) {
     while let Some(out) = server.poll_output() {
         match out {
             Output::Transmit { conn, data } => {

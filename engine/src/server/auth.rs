@@ -50,7 +50,10 @@ impl List {
         } else {
             Some(p.allow.iter().map(|s| Entry::parse(s)).collect())
         };
-        List { allow, deny: p.deny.iter().map(|s| Entry::parse(s)).collect() }
+        List {
+            allow,
+            deny: p.deny.iter().map(|s| Entry::parse(s)).collect(),
+        }
     }
 
     /// Deny wins; with no allow list everything not denied is allowed.
@@ -80,11 +83,15 @@ impl CompiledPermissions {
     }
 
     pub fn can_publish(&self, subject: &[u8]) -> bool {
-        self.publish.as_ref().is_none_or(|l| l.permits(subject, None))
+        self.publish
+            .as_ref()
+            .is_none_or(|l| l.permits(subject, None))
     }
 
     pub fn can_subscribe(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
-        self.subscribe.as_ref().is_none_or(|l| l.permits(subject, queue))
+        self.subscribe
+            .as_ref()
+            .is_none_or(|l| l.permits(subject, queue))
     }
 }
 
@@ -112,7 +119,10 @@ pub(crate) type Grant = Option<std::sync::Arc<CompiledPermissions>>;
 
 impl Authenticator {
     pub fn new(cfg: &AuthConfig) -> Authenticator {
-        let default = cfg.default_permissions.as_ref().map(|p| std::sync::Arc::new(CompiledPermissions::compile(p)));
+        let default = cfg
+            .default_permissions
+            .as_ref()
+            .map(|p| std::sync::Arc::new(CompiledPermissions::compile(p)));
         let users = cfg
             .users
             .iter()
@@ -126,7 +136,9 @@ impl Authenticator {
             })
             .collect();
         let single = match (&cfg.user, &cfg.password) {
-            (Some(u), p) if cfg.users.is_empty() => Some((u.clone(), p.clone().unwrap_or_default())),
+            (Some(u), p) if cfg.users.is_empty() => {
+                Some((u.clone(), p.clone().unwrap_or_default()))
+            }
             _ => None,
         };
         Authenticator {
@@ -145,13 +157,16 @@ impl Authenticator {
 
     /// Whether a client that sends no credentials is bound to `no_auth_user`.
     pub fn has_no_auth_user(&self) -> bool {
-        self.no_auth_user.as_ref().is_some_and(|n| self.users.iter().any(|u| &u.name == n))
+        self.no_auth_user
+            .as_ref()
+            .is_some_and(|n| self.users.iter().any(|u| &u.name == n))
     }
 
     /// Check a CONNECT's credentials. `Err(())` is an authorization violation.
     pub fn authenticate(&mut self, c: &Credentials<'_>) -> Result<Grant, ()> {
         if !self.users.is_empty() {
-            let no_creds = c.user.is_none_or(str::is_empty) && c.pass.is_none() && c.token.is_none();
+            let no_creds =
+                c.user.is_none_or(str::is_empty) && c.pass.is_none() && c.token.is_none();
             if no_creds {
                 if let Some(n) = &self.no_auth_user {
                     if let Some(u) = self.users.iter().find(|u| &u.name == n) {
@@ -169,10 +184,18 @@ impl Authenticator {
         }
         if let Some((user, pass)) = self.single.clone() {
             let name_ok = constant_time_eq(c.user.unwrap_or("").as_bytes(), user.as_bytes());
-            return if name_ok && self.password_ok(&pass, c.pass.unwrap_or("")) { Ok(None) } else { Err(()) };
+            return if name_ok && self.password_ok(&pass, c.pass.unwrap_or("")) {
+                Ok(None)
+            } else {
+                Err(())
+            };
         }
         if let Some(token) = self.token.clone() {
-            return if self.password_ok(&token, c.token.unwrap_or("")) { Ok(None) } else { Err(()) };
+            return if self.password_ok(&token, c.token.unwrap_or("")) {
+                Ok(None)
+            } else {
+                Err(())
+            };
         }
         Ok(None)
     }
@@ -181,7 +204,11 @@ impl Authenticator {
         if !is_bcrypt(configured) {
             return constant_time_eq(configured.as_bytes(), given.as_bytes());
         }
-        if self.bcrypt_ok.iter().any(|(h, p)| h == configured && constant_time_eq(p.as_bytes(), given.as_bytes())) {
+        if self
+            .bcrypt_ok
+            .iter()
+            .any(|(h, p)| h == configured && constant_time_eq(p.as_bytes(), given.as_bytes()))
+        {
             return true;
         }
         let ok = bcrypt::verify(given, configured).unwrap_or(false);
@@ -189,7 +216,8 @@ impl Authenticator {
             if self.bcrypt_ok.len() >= BCRYPT_CACHE {
                 self.bcrypt_ok.remove(0);
             }
-            self.bcrypt_ok.push((configured.to_string(), given.to_string()));
+            self.bcrypt_ok
+                .push((configured.to_string(), given.to_string()));
         }
         ok
     }
@@ -220,18 +248,31 @@ mod tests {
     use super::*;
     use crate::config::User;
 
-    fn perms(pub_allow: &[&str], pub_deny: &[&str], sub_allow: &[&str], sub_deny: &[&str]) -> Permissions {
+    fn perms(
+        pub_allow: &[&str],
+        pub_deny: &[&str],
+        sub_allow: &[&str],
+        sub_deny: &[&str],
+    ) -> Permissions {
         let l = |a: &[&str], d: &[&str]| SubjectPermission {
             allow: a.iter().map(|s| s.to_string()).collect(),
             deny: d.iter().map(|s| s.to_string()).collect(),
         };
-        Permissions { publish: Some(l(pub_allow, pub_deny)), subscribe: Some(l(sub_allow, sub_deny)) }
+        Permissions {
+            publish: Some(l(pub_allow, pub_deny)),
+            subscribe: Some(l(sub_allow, sub_deny)),
+        }
     }
 
     // A6: allow lists, deny lists, deny wins, queue-qualified subscribe entries.
     #[test]
     fn permissions_allow_and_deny() {
-        let p = CompiledPermissions::compile(&perms(&["foo.>"], &["foo.secret"], &["bar.*", "q.* workers"], &["bar.x"]));
+        let p = CompiledPermissions::compile(&perms(
+            &["foo.>"],
+            &["foo.secret"],
+            &["bar.*", "q.* workers"],
+            &["bar.x"],
+        ));
         assert!(p.can_publish(b"foo.a"));
         assert!(!p.can_publish(b"foo.secret"));
         assert!(!p.can_publish(b"other"));
@@ -247,32 +288,76 @@ mod tests {
     // A1, A2, A3, A4, A9.
     #[test]
     fn authenticates_each_mode() {
-        let creds = |u: Option<&'static str>, p: Option<&'static str>, t: Option<&'static str>| Credentials { user: u, pass: p, token: t };
-        let mut single = Authenticator::new(&AuthConfig { user: Some("u".into()), password: Some("p".into()), ..Default::default() });
+        let creds = |u: Option<&'static str>, p: Option<&'static str>, t: Option<&'static str>| {
+            Credentials {
+                user: u,
+                pass: p,
+                token: t,
+            }
+        };
+        let mut single = Authenticator::new(&AuthConfig {
+            user: Some("u".into()),
+            password: Some("p".into()),
+            ..Default::default()
+        });
         assert!(single.required());
-        assert!(single.authenticate(&creds(Some("u"), Some("p"), None)).is_ok());
-        assert!(single.authenticate(&creds(Some("u"), Some("x"), None)).is_err());
+        assert!(single
+            .authenticate(&creds(Some("u"), Some("p"), None))
+            .is_ok());
+        assert!(single
+            .authenticate(&creds(Some("u"), Some("x"), None))
+            .is_err());
         assert!(single.authenticate(&creds(None, None, None)).is_err());
 
-        let mut token = Authenticator::new(&AuthConfig { token: Some("s3cr3t".into()), ..Default::default() });
-        assert!(token.authenticate(&creds(None, None, Some("s3cr3t"))).is_ok());
-        assert!(token.authenticate(&creds(None, None, Some("nope"))).is_err());
+        let mut token = Authenticator::new(&AuthConfig {
+            token: Some("s3cr3t".into()),
+            ..Default::default()
+        });
+        assert!(token
+            .authenticate(&creds(None, None, Some("s3cr3t")))
+            .is_ok());
+        assert!(token
+            .authenticate(&creds(None, None, Some("nope")))
+            .is_err());
 
         let hash = bcrypt::hash("pw", 4).unwrap();
         let cfg = AuthConfig {
             users: vec![
-                User { user: "a".into(), password: hash, permissions: None },
-                User { user: "b".into(), password: "plain".into(), permissions: Some(perms(&["x"], &[], &[], &[])) },
+                User {
+                    user: "a".into(),
+                    password: hash,
+                    permissions: None,
+                },
+                User {
+                    user: "b".into(),
+                    password: "plain".into(),
+                    permissions: Some(perms(&["x"], &[], &[], &[])),
+                },
             ],
             no_auth_user: Some("b".into()),
             ..Default::default()
         };
         let mut users = Authenticator::new(&cfg);
-        assert!(users.authenticate(&creds(Some("a"), Some("pw"), None)).unwrap().is_none());
-        assert!(users.authenticate(&creds(Some("a"), Some("pw"), None)).is_ok(), "cached bcrypt result");
-        assert!(users.authenticate(&creds(Some("a"), Some("bad"), None)).is_err());
-        assert!(users.authenticate(&creds(Some("zz"), Some("pw"), None)).is_err());
-        let grant = users.authenticate(&creds(None, None, None)).unwrap().expect("no_auth_user permissions");
+        assert!(users
+            .authenticate(&creds(Some("a"), Some("pw"), None))
+            .unwrap()
+            .is_none());
+        assert!(
+            users
+                .authenticate(&creds(Some("a"), Some("pw"), None))
+                .is_ok(),
+            "cached bcrypt result"
+        );
+        assert!(users
+            .authenticate(&creds(Some("a"), Some("bad"), None))
+            .is_err());
+        assert!(users
+            .authenticate(&creds(Some("zz"), Some("pw"), None))
+            .is_err());
+        let grant = users
+            .authenticate(&creds(None, None, None))
+            .unwrap()
+            .expect("no_auth_user permissions");
         assert!(grant.can_publish(b"x") && !grant.can_publish(b"y"));
         assert!(users.has_no_auth_user());
     }

@@ -62,7 +62,9 @@ pub(crate) fn go_quote(b: &[u8]) -> String {
             '\n' => q.push_str("\\n"),
             '\r' => q.push_str("\\r"),
             '\t' => q.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => q.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                q.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => q.push(c),
         }
     }
@@ -108,8 +110,18 @@ mod tests {
     fn msg_and_hmsg_frames() {
         let mut b = BytesMut::new();
         write_msg(&mut b, b"foo.bar", b"1", None, None, b"hello");
-        write_msg(&mut b, b"foo", b"22", Some(b"_INBOX.x"), Some(b"NATS/1.0\r\n\r\n"), b"hi");
-        assert_eq!(&b[..], b"MSG foo.bar 1 5\r\nhello\r\nHMSG foo 22 _INBOX.x 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+        write_msg(
+            &mut b,
+            b"foo",
+            b"22",
+            Some(b"_INBOX.x"),
+            Some(b"NATS/1.0\r\n\r\n"),
+            b"hi",
+        );
+        assert_eq!(
+            &b[..],
+            b"MSG foo.bar 1 5\r\nhello\r\nHMSG foo 22 _INBOX.x 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
+        );
     }
 
     #[test]

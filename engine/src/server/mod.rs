@@ -73,7 +73,10 @@ impl CloseReason {
     /// Whether the runtime should first write what it already holds for the
     /// connection. A slow consumer is cut off at once: its bytes would never drain.
     pub fn flush_first(self) -> bool {
-        !matches!(self, CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline)
+        !matches!(
+            self,
+            CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline
+        )
     }
 }
 
@@ -195,8 +198,12 @@ impl Core {
 
     /// Deliver `msg` to subscription `sk`. Returns whether it was delivered.
     fn deliver(&mut self, from: usize, sk: usize, msg: &Msg<'_>) -> bool {
-        let Some(sub) = self.subs.get_mut(sk) else { return false };
-        let Some(c) = self.conns.get_mut(sub.conn) else { return false };
+        let Some(sub) = self.subs.get_mut(sk) else {
+            return false;
+        };
+        let Some(c) = self.conns.get_mut(sub.conn) else {
+            return false;
+        };
         if c.closing || (sub.conn == from && !c.opts.echo) {
             return false;
         }
@@ -209,7 +216,14 @@ impl Core {
         }
         let headers = if c.opts.headers { msg.headers } else { None };
         let before = c.out.len();
-        write_msg(&mut c.out, msg.subject, &sub.sid, msg.reply, headers, msg.payload);
+        write_msg(
+            &mut c.out,
+            msg.subject,
+            &sub.sid,
+            msg.reply,
+            headers,
+            msg.payload,
+        );
         let size = (headers.map_or(0, <[u8]>::len) + msg.payload.len()) as u64;
         c.out_msgs += 1;
         c.out_bytes += size;
@@ -277,8 +291,9 @@ impl Server {
         let mut rng = SmallRng::seed_from_u64(seed);
         let hash_seed = rng.next_u64();
         const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        let server_id: String =
-            std::iter::once('N').chain((0..55).map(|_| B32[rng.random_range(0..B32.len())] as char)).collect();
+        let server_id: String = std::iter::once('N')
+            .chain((0..55).map(|_| B32[rng.random_range(0..B32.len())] as char))
+            .collect();
         Server {
             auth: Authenticator::new(&cfg.auth),
             core: Core {
@@ -332,7 +347,10 @@ impl Server {
         self.next_cid += 1;
         let auth_required = self.auth.required();
         let conn_seed = self.hash_seed ^ cid;
-        let key = self.core.conns.insert(Conn::new(cid, now, auth_required, conn_seed));
+        let key = self
+            .core
+            .conns
+            .insert(Conn::new(cid, now, auth_required, conn_seed));
         self.by_id.insert(cid, key);
         self.core.stats.total_connections += 1;
 
@@ -359,7 +377,11 @@ impl Server {
 
         // The server counts itself full before this one joins (row E7).
         if self.by_id.len() > self.cfg.max_connections {
-            self.close(key, CloseReason::MaxConnectionsExceeded, Some("maximum connections exceeded"));
+            self.close(
+                key,
+                CloseReason::MaxConnectionsExceeded,
+                Some("maximum connections exceeded"),
+            );
             return ConnId(cid);
         }
         if auth_required {
@@ -375,7 +397,9 @@ impl Server {
     /// Bytes arrived from a connection.
     pub fn handle_read(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
         self.now = self.now.max(now);
-        let Some(&key) = self.by_id.get(&conn.0) else { return };
+        let Some(&key) = self.by_id.get(&conn.0) else {
+            return;
+        };
         let c = &mut self.core.conns[key];
         if c.closing {
             return;
@@ -407,7 +431,9 @@ impl Server {
     /// The runtime wrote `n` bytes of what was transmitted to `conn`.
     pub fn handle_written(&mut self, now: Instant, conn: ConnId, n: usize) {
         self.now = self.now.max(now);
-        let Some(&key) = self.by_id.get(&conn.0) else { return };
+        let Some(&key) = self.by_id.get(&conn.0) else {
+            return;
+        };
         let c = &mut self.core.conns[key];
         c.in_flight = c.in_flight.saturating_sub(n as u64);
         c.write_progress_at = now;
@@ -415,7 +441,9 @@ impl Server {
 
     /// The peer closed the connection, or its socket failed.
     pub fn handle_closed(&mut self, _now: Instant, conn: ConnId) {
-        let Some(&key) = self.by_id.get(&conn.0) else { return };
+        let Some(&key) = self.by_id.get(&conn.0) else {
+            return;
+        };
         self.remove_subs(key);
         self.forget(key);
     }
@@ -436,12 +464,18 @@ impl Server {
                 break;
             }
             self.timers.pop_first();
-            let Some(&key) = self.by_id.get(&cid) else { continue };
+            let Some(&key) = self.by_id.get(&cid) else {
+                continue;
+            };
             self.core.conns[key].timers[timer as usize] = None;
             match timer {
                 Timer::Auth => {
                     if self.core.conns[key].awaiting_auth {
-                        self.close(key, CloseReason::AuthenticationTimeout, Some("Authentication Timeout"));
+                        self.close(
+                            key,
+                            CloseReason::AuthenticationTimeout,
+                            Some("Authentication Timeout"),
+                        );
                     }
                 }
                 Timer::Ping => self.ping_timer(now, key),
@@ -472,7 +506,9 @@ impl Server {
             return Some(Output::Close { conn, reason });
         }
         while let Some(key) = self.core.dirty.pop() {
-            let Some(c) = self.core.conns.get_mut(key) else { continue };
+            let Some(c) = self.core.conns.get_mut(key) else {
+                continue;
+            };
             c.dirty = false;
             if c.closing || c.out.is_empty() {
                 continue;
@@ -497,7 +533,9 @@ impl Server {
     fn parse_ops(&mut self, now: Instant, key: usize, buf: &[u8]) -> usize {
         let mut used = 0;
         loop {
-            let Some(c) = self.core.conns.get_mut(key) else { return used };
+            let Some(c) = self.core.conns.get_mut(key) else {
+                return used;
+            };
             if c.closing {
                 return used;
             }
@@ -534,13 +572,25 @@ impl Server {
     fn parse_error(&mut self, key: usize, e: ParseError) {
         match e {
             ParseError::UnknownOp => {
-                self.close(key, CloseReason::ParseError, Some("Unknown Protocol Operation"));
+                self.close(
+                    key,
+                    CloseReason::ParseError,
+                    Some("Unknown Protocol Operation"),
+                );
             }
             ParseError::ControlLineTooLong => {
-                self.close(key, CloseReason::MaxControlLineExceeded, Some("maximum control line exceeded"));
+                self.close(
+                    key,
+                    CloseReason::MaxControlLineExceeded,
+                    Some("maximum control line exceeded"),
+                );
             }
             ParseError::PayloadTooLarge => {
-                self.close(key, CloseReason::MaxPayloadExceeded, Some("Maximum Payload Violation"));
+                self.close(
+                    key,
+                    CloseReason::MaxPayloadExceeded,
+                    Some("Maximum Payload Violation"),
+                );
             }
             ParseError::BadArgs => self.close(key, CloseReason::ProtocolViolation, None),
         }
@@ -550,7 +600,11 @@ impl Server {
         let c = &mut self.core.conns[key];
         if c.awaiting_auth && !matches!(op, Op::Connect(_)) {
             if self.auth.has_no_auth_user() {
-                let creds = Credentials { user: None, pass: None, token: None };
+                let creds = Credentials {
+                    user: None,
+                    pass: None,
+                    token: None,
+                };
                 match self.auth.authenticate(&creds) {
                     Ok(grant) => {
                         c.permissions = grant;
@@ -564,11 +618,22 @@ impl Server {
         }
         match op {
             Op::Connect(json) => self.process_connect(now, key, json),
-            Op::Pub { subject, reply, payload } => self.process_pub(key, subject, reply, None, payload),
-            Op::HPub { subject, reply, headers, payload } => {
-                self.process_pub(key, subject, reply, Some(headers), payload)
-            }
-            Op::Sub { subject, queue, sid } => self.process_sub(key, subject, queue, sid),
+            Op::Pub {
+                subject,
+                reply,
+                payload,
+            } => self.process_pub(key, subject, reply, None, payload),
+            Op::HPub {
+                subject,
+                reply,
+                headers,
+                payload,
+            } => self.process_pub(key, subject, reply, Some(headers), payload),
+            Op::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.process_sub(key, subject, queue, sid),
             Op::Unsub { sid, max } => self.process_unsub(key, sid, max),
             Op::Ping => self.core.send(key, PONG),
             Op::Pong => {
@@ -581,7 +646,11 @@ impl Server {
     }
 
     fn auth_violation(&mut self, key: usize) {
-        self.close(key, CloseReason::AuthenticationViolation, Some("Authorization Violation"));
+        self.close(
+            key,
+            CloseReason::AuthenticationViolation,
+            Some("Authorization Violation"),
+        );
     }
 
     fn process_connect(&mut self, _now: Instant, key: usize, json: &[u8]) {
@@ -609,7 +678,11 @@ impl Server {
             return self.auth_violation(key);
         }
         if !(0..=1).contains(&opts.protocol) {
-            return self.close(key, CloseReason::BadClientProtocolVersion, Some("invalid client protocol"));
+            return self.close(
+                key,
+                CloseReason::BadClientProtocolVersion,
+                Some("invalid client protocol"),
+            );
         }
         if opts.no_responders && !opts.headers {
             return self.close(
@@ -647,21 +720,31 @@ impl Server {
         }
         let c = &self.core.conns[key];
         let denied = subject.starts_with(b"_GR_.")
-            || c.permissions.as_ref().is_some_and(|p| !p.can_publish(subject));
+            || c.permissions
+                .as_ref()
+                .is_some_and(|p| !p.can_publish(subject));
         if denied {
             let text = format!("Permissions Violation for Publish to {}", go_quote(subject));
             return self.core.send_err(key, &text);
         }
         if let Some(r) = reply {
             if is_reserved_reply(r) {
-                let text = format!("Permissions Violation for Publish with Reply of {}", go_quote(r));
+                let text = format!(
+                    "Permissions Violation for Publish with Reply of {}",
+                    go_quote(r)
+                );
                 return self.core.send_err(key, &text);
             }
         }
         if c.opts.verbose {
             self.core.send(key, OK);
         }
-        let msg = Msg { subject, reply, headers, payload };
+        let msg = Msg {
+            subject,
+            reply,
+            headers,
+            payload,
+        };
         let delivered = self.route(key, &msg);
         if !delivered {
             if let Some(reply) = reply {
@@ -680,7 +763,11 @@ impl Server {
         }
         for (_, members) in &matches.queues {
             let n = members.len();
-            let start = if n > 1 { self.rng.random_range(0..n) } else { 0 };
+            let start = if n > 1 {
+                self.rng.random_range(0..n)
+            } else {
+                0
+            };
             for i in 0..n {
                 if self.core.deliver(from, members[(start + i) % n], msg) {
                     delivered = true;
@@ -700,7 +787,11 @@ impl Server {
         while let Some(key) = self.core.slow.pop() {
             if self.core.conns.get(key).is_some_and(|c| !c.closing) {
                 self.core.stats.slow_consumers += 1;
-                tracing::info!(cid = self.core.conns[key].id, "Slow Consumer Detected: MaxPending of {} exceeded", self.cfg.max_pending);
+                tracing::info!(
+                    "cid:{} - Slow Consumer Detected: MaxPending of {} exceeded",
+                    self.core.conns[key].id,
+                    self.cfg.max_pending
+                );
                 self.close(key, CloseReason::SlowConsumerPendingBytes, None);
             }
         }
@@ -714,11 +805,22 @@ impl Server {
             return;
         }
         let matches = self.index.matches(reply);
-        let own = matches.plain.iter().copied().find(|&sk| self.core.subs.get(sk).is_some_and(|s| s.conn == key));
+        let own = matches
+            .plain
+            .iter()
+            .copied()
+            .find(|&sk| self.core.subs.get(sk).is_some_and(|s| s.conn == key));
         let Some(sk) = own else { return };
         let sub = &self.core.subs[sk];
         let c = &mut self.core.conns[key];
-        write_msg(&mut c.out, reply, &sub.sid, None, Some(b"NATS/1.0 503\r\n\r\n"), b"");
+        write_msg(
+            &mut c.out,
+            reply,
+            &sub.sid,
+            None,
+            Some(b"NATS/1.0 503\r\n\r\n"),
+            b"",
+        );
         if !c.dirty {
             c.dirty = true;
             self.core.dirty.push(key);
@@ -727,8 +829,14 @@ impl Server {
 
     fn process_sub(&mut self, key: usize, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
         let c = &self.core.conns[key];
-        if c.permissions.as_ref().is_some_and(|p| !p.can_subscribe(subject, queue)) {
-            let mut text = format!("Permissions Violation for Subscription to {}", go_quote(subject));
+        if c.permissions
+            .as_ref()
+            .is_some_and(|p| !p.can_subscribe(subject, queue))
+        {
+            let mut text = format!(
+                "Permissions Violation for Subscription to {}",
+                go_quote(subject)
+            );
             if let Some(q) = queue {
                 text.push_str(&format!(" using queue {}", go_quote(q)));
             }
@@ -785,7 +893,9 @@ impl Server {
 
     /// Set a connection's timer of this kind (replacing an earlier one).
     fn arm(&mut self, key: usize, at: Instant, timer: Timer) {
-        let Some(c) = self.core.conns.get_mut(key) else { return };
+        let Some(c) = self.core.conns.get_mut(key) else {
+            return;
+        };
         if let Some(old) = c.timers[timer as usize].replace(at) {
             self.timers.remove(&(old, c.id, timer));
         }
@@ -817,7 +927,11 @@ impl Server {
         let due = c.write_progress_at.add(self.cfg.write_deadline);
         if now >= due {
             self.core.stats.slow_consumers += 1;
-            tracing::info!(cid = c.id, "Slow Consumer Detected: WriteDeadline of {:?} exceeded", self.cfg.write_deadline);
+            tracing::info!(
+                "cid:{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded",
+                c.id,
+                self.cfg.write_deadline
+            );
             return self.close(key, CloseReason::SlowConsumerWriteDeadline, None);
         }
         self.arm(key, due, Timer::WriteDeadline);
@@ -831,7 +945,9 @@ impl Server {
         if let Some(text) = err {
             self.core.send_err(key, text);
         }
-        let Some(c) = self.core.conns.get_mut(key) else { return };
+        let Some(c) = self.core.conns.get_mut(key) else {
+            return;
+        };
         if c.closing {
             return;
         }
@@ -839,7 +955,6 @@ impl Server {
         if !reason.flush_first() {
             c.out.clear();
         }
-        tracing::debug!(cid = c.id, reason = %reason, "Client connection closed");
         self.remove_subs(key);
         self.closing.push_back((key, reason));
     }
@@ -856,7 +971,9 @@ impl Server {
     }
 
     fn remove_subs(&mut self, key: usize) {
-        let Some(c) = self.core.conns.get_mut(key) else { return };
+        let Some(c) = self.core.conns.get_mut(key) else {
+            return;
+        };
         let mut sks: Vec<usize> = c.sids.values().copied().collect();
         sks.sort_unstable();
         for sk in sks {

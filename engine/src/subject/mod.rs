@@ -37,14 +37,22 @@ pub struct SubjectIndex<V> {
 
 impl<V: Copy + Eq + Ord + Hash> SubjectIndex<V> {
     pub fn new(_hash_seed: u64) -> Self {
-        SubjectIndex { entries: Vec::new(), scratch: Matches { plain: Vec::new(), queues: Vec::new() } }
+        SubjectIndex {
+            entries: Vec::new(),
+            scratch: Matches {
+                plain: Vec::new(),
+                queues: Vec::new(),
+            },
+        }
     }
     pub fn insert(&mut self, subject: &[u8], queue: Option<&[u8]>, v: V) {
-        self.entries.push((subject.into(), queue.map(Into::into), v));
+        self.entries
+            .push((subject.into(), queue.map(Into::into), v));
     }
     pub fn remove(&mut self, subject: &[u8], queue: Option<&[u8]>, v: V) -> bool {
         let before = self.entries.len();
-        self.entries.retain(|(s, q, x)| !(&**s == subject && q.as_deref() == queue && *x == v));
+        self.entries
+            .retain(|(s, q, x)| !(&**s == subject && q.as_deref() == queue && *x == v));
         before != self.entries.len()
     }
     pub fn len(&self) -> usize {
