@@ -27,6 +27,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const EVENT_QUEUE: usize = 1024;
 /// Events the engine task handles before it writes out what they produced.
 const EVENT_BATCH: usize = 256;
+/// A writer reports progress at least this often while writing one large transmit.
+const PROGRESS_REPORT: usize = 256 * 1024;
 /// How long a shutting-down server waits for clients' final bytes.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
@@ -116,17 +118,12 @@ pub async fn serve(
     server.handle_shutdown(now());
     drain(&mut server, &mut conns, SHUTDOWN_FLUSH);
     let writers: Vec<AbortHandle> = conns.drain().map(|(_, h)| h.writer).collect();
-    let flush = async {
-        while let Some(ev) = events.recv().await {
-            if let Event::Closed(_) = ev {
-                // Nothing to do: every connection is already closing.
-            }
-            if writers.iter().all(AbortHandle::is_finished) {
-                break;
-            }
+    let flushed = async {
+        while !writers.iter().all(AbortHandle::is_finished) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    let _ = tokio::time::timeout(SHUTDOWN_FLUSH, flush).await;
+    let _ = tokio::time::timeout(SHUTDOWN_FLUSH, flushed).await;
     tracing::info!("Server Exiting..");
     Ok(())
 }
@@ -220,12 +217,24 @@ async fn write_loop(
     while let Some(msg) = rx.recv().await {
         match msg {
             WriterMsg::Data(data) => {
-                if wr.write_all(&data).await.is_err() {
-                    let _ = events.send(Event::Closed(id)).await;
-                    return;
-                }
-                if events.send(Event::Written(id, data.len())).await.is_err() {
-                    return;
+                // Report progress as it happens, so a large transmit to a slow but
+                // live reader does not look like a stalled one (write_deadline).
+                let mut off = 0;
+                let mut reported = 0;
+                while off < data.len() {
+                    match wr.write(&data[off..]).await {
+                        Ok(0) | Err(_) => {
+                            let _ = events.send(Event::Closed(id)).await;
+                            return;
+                        }
+                        Ok(n) => off += n,
+                    }
+                    if off == data.len() || off - reported >= PROGRESS_REPORT {
+                        if events.send(Event::Written(id, off - reported)).await.is_err() {
+                            return;
+                        }
+                        reported = off;
+                    }
                 }
             }
             WriterMsg::Close(limit) => {
