@@ -309,10 +309,8 @@ impl Parser {
     fn bump(&mut self) -> Option<char> {
         let c = self.src.get(self.i).copied()?;
         self.i += 1;
-        if c == '\n' {
-            self.line += 1;
-            self.col = 1;
-        } else if c == '\r' && self.peek() != Some('\n') {
+        let newline = c == '\n' || (c == '\r' && self.peek() != Some('\n'));
+        if newline {
             self.line += 1;
             self.col = 1;
         } else if c != '\r' {
@@ -1089,6 +1087,9 @@ mod tests {
         ] {
             assert_eq!(val(src), Value::Integer(1), "{src:?}");
         }
+        let m = parse("a = x\r\nm {\r\n b = [1,\r\n 2]\r\n}\r\nc = 3\r\n");
+        assert_eq!(m.get("a").unwrap().node.value, s("x"));
+        assert_eq!(m.get("c").unwrap().node.pos.line, 6);
         let m = parse("a=1; b=2, c: 3\nd 4");
         let got: Vec<_> = m
             .iter()

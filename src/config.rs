@@ -847,5 +847,609 @@ fn valid_subject(s: &str) -> bool {
     let n = toks.len();
     toks.iter()
         .enumerate()
-        .all(|(i, t)| !t.is_empty() && !(*t == ">" && i != n - 1))
+        .all(|(i, t)| !(t.is_empty() || (*t == ">" && i != n - 1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(src: &str) -> Options {
+        load_str(src, "t.conf").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(src: &str) -> String {
+        load_str(src, "t.conf")
+            .expect_err("should fail")
+            .to_string()
+    }
+
+    fn sp(allow: &[&str], deny: &[&str]) -> Option<SubjectPermission> {
+        Some(SubjectPermission {
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            deny: deny.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn defaults() {
+        let o = load("");
+        assert_eq!(o.host, "0.0.0.0");
+        assert_eq!(o.port, 4222);
+        assert!(!o.debug && !o.trace && !o.jetstream);
+        assert_eq!(o.engine.max_payload, 1024 * 1024);
+    }
+
+    #[test]
+    fn listen_host_port() {
+        let o = load("listen: 127.0.0.1:4242");
+        assert_eq!((o.host.as_str(), o.port), ("127.0.0.1", 4242));
+        let o = load("listen: \":5222\"");
+        assert_eq!((o.host.as_str(), o.port), ("0.0.0.0", 5222));
+        let o = load("listen: 6222");
+        assert_eq!(o.port, 6222);
+        let o = load("listen: \"7222\"");
+        assert_eq!(o.port, 7222);
+        let o = load("listen: \"[::1]:4222\"");
+        assert_eq!(o.host, "::1");
+        let o = load("listen: localhost:4222");
+        assert_eq!((o.host.as_str(), o.port), ("localhost", 4222));
+        let o = load("host: 10.0.0.1\nport: -1");
+        assert_eq!((o.host.as_str(), o.port), ("10.0.0.1", -1));
+        let o = load("net: myhost\nPORT: 1234");
+        assert_eq!((o.host.as_str(), o.port), ("myhost", 1234));
+        assert_eq!(o.engine.port, 1234);
+        assert_eq!(
+            err("listen: \"nohost\""),
+            "t.conf:1:9: could not parse address string \"nohost\""
+        );
+        assert!(err("port: 70000").starts_with("t.conf:1:7: invalid port"));
+    }
+
+    #[test]
+    fn limits_and_durations() {
+        let o = load(
+            "server_name: my-server\nmax_payload: 2MB\nmax_pending: 100mb\nmax_control_line: 2kb\nmax_connections: 100\nmax_subscriptions: 1000\nping_interval: \"30s\"\nping_max: 3\nwrite_deadline: \"1h30m\"\n",
+        );
+        let e = &o.engine;
+        assert_eq!(e.server_name.as_deref(), Some("my-server"));
+        assert_eq!(e.max_payload, 2 << 20);
+        assert_eq!(e.max_pending, 100 << 20);
+        assert_eq!(e.max_control_line, 2048);
+        assert_eq!(e.max_connections, 100);
+        assert_eq!(e.max_subscriptions, 1000);
+        assert_eq!(e.ping_interval, Duration::from_secs(30));
+        assert_eq!(e.ping_max, 3);
+        assert_eq!(e.write_deadline, Duration::from_secs(5400));
+        let o = load(
+            "max_conn: 5\nmax_subs: 6\nmax_payload: \"1024\""
+                .replace("\"1024\"", "1024")
+                .as_str(),
+        );
+        assert_eq!(
+            (o.engine.max_connections, o.engine.max_subscriptions),
+            (5, 6)
+        );
+        assert_eq!(o.engine.max_payload, 1024);
+        // a bare integer duration means seconds, with a warning
+        let o = load("ping_interval: 60\nwrite_deadline: 2");
+        assert_eq!(o.engine.ping_interval, Duration::from_secs(60));
+        assert_eq!(o.engine.write_deadline, Duration::from_secs(2));
+        assert_eq!(o.warnings.len(), 2);
+        assert!(o.warnings[0].contains("should be converted to a duration"));
+        let o = load("write_deadline: '500ms'");
+        assert_eq!(o.engine.write_deadline, Duration::from_millis(500));
+        assert_eq!(
+            err("ping_interval: \"10x\""),
+            "t.conf:1:16: error parsing ping_interval: time: unknown unit \"x\" in duration \"10x\""
+        );
+        assert_eq!(
+            err("max_payload: 2MB\nmax_pending: 1MB\n"),
+            "t.conf:1:1: max_payload (2097152) cannot be higher than max_pending (1048576)"
+        );
+        assert!(err("max_payload: 4GB").contains("value is too big"));
+        let o = load("max_payload: 16MB");
+        assert!(o.warnings[0].contains("not recommended"));
+        assert!(err("server_name: \"a b\"").contains("cannot contain spaces"));
+    }
+
+    #[test]
+    fn go_durations() {
+        let d = |s| parse_go_duration(s).unwrap();
+        assert_eq!(d("0"), Duration::ZERO);
+        assert_eq!(d("2m"), Duration::from_secs(120));
+        assert_eq!(d("30s"), Duration::from_secs(30));
+        assert_eq!(d("1h30m"), Duration::from_secs(5400));
+        assert_eq!(d("500ms"), Duration::from_millis(500));
+        assert_eq!(d("1.5s"), Duration::from_millis(1500));
+        assert_eq!(d("10us"), Duration::from_micros(10));
+        assert_eq!(d("10µs"), Duration::from_micros(10));
+        assert_eq!(d("7ns"), Duration::from_nanos(7));
+        assert_eq!(d("+1s"), Duration::from_secs(1));
+        for bad in ["", "1", "1d", "s", "-1s", "1..5s", ".s", "abc"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn logging_and_files() {
+        let o = load("debug: true\ntrace: yes\nlogfile: \"/tmp/nats.log\"\npid_file: /tmp/nats.pid\nlogtime: false\nsyslog: on");
+        assert!(o.debug && o.trace);
+        assert_eq!(o.logfile, Some(PathBuf::from("/tmp/nats.log")));
+        assert_eq!(o.pid_file, Some(PathBuf::from("/tmp/nats.pid")));
+        let o = load("log_file: a.log\npidfile: b.pid\ntrace_verbose: true");
+        assert_eq!(o.logfile, Some(PathBuf::from("a.log")));
+        assert_eq!(o.pid_file, Some(PathBuf::from("b.pid")));
+        assert!(o.trace);
+        assert_eq!(
+            err("debug: 1"),
+            "t.conf:1:8: expected a boolean for 'debug', got integer"
+        );
+        assert_eq!(
+            err("port: \"x\""),
+            "t.conf:1:7: expected an integer for 'port', got string"
+        );
+    }
+
+    #[test]
+    fn jetstream() {
+        assert!(load("jetstream: true").jetstream);
+        assert!(load("jetstream: enabled").engine.jetstream);
+        assert!(!load("jetstream: disabled").jetstream);
+        assert!(!load("jetstream: false").jetstream);
+        let o = load("jetstream { store_dir: /data/js\nmax_mem: 1G\nmax_file: 10G }");
+        assert!(o.jetstream && o.engine.jetstream);
+        assert_eq!(o.store_dir, Some(PathBuf::from("/data/js")));
+        assert_eq!(o.warnings.len(), 2);
+        let o = load("jetstream { store: /x, enabled: false }");
+        assert!(!o.jetstream);
+        assert_eq!(o.store_dir, Some(PathBuf::from("/x")));
+        let o = load("jetstream {}\nstore_dir: /y");
+        assert!(o.jetstream);
+        assert_eq!(o.store_dir, Some(PathBuf::from("/y")));
+        assert_eq!(
+            err("store_dir: /a\njetstream {\n  store_dir: /b\n}"),
+            "t.conf:3:3: Duplicate 'store_dir' configuration"
+        );
+        assert_eq!(
+            err("jetstream { store_dir: /b }\nstore_dir: /a"),
+            "t.conf:2:1: Duplicate 'store_dir' configuration"
+        );
+        assert!(err("jetstream: maybe").contains("Expected 'enabled' or 'disabled'"));
+        assert_eq!(
+            err("jetstream { bogus: 1 }"),
+            "t.conf:1:13: unknown field \"bogus\""
+        );
+    }
+
+    #[test]
+    fn authorization_single_user() {
+        let o = load("authorization {\n  user: derek\n  password: porkchop\n  timeout: 1\n}");
+        let a = &o.engine.auth;
+        assert_eq!(a.user.as_deref(), Some("derek"));
+        assert_eq!(a.password.as_deref(), Some("porkchop"));
+        assert_eq!(a.timeout, Duration::from_secs(1));
+        assert!(a.required());
+        let o = load("authorization { username: u, pass: p, timeout: 0.5 }");
+        assert_eq!(o.engine.auth.password.as_deref(), Some("p"));
+        assert_eq!(o.engine.auth.timeout, Duration::from_millis(500));
+        let o = load("authorization { token: s3cr3t, timeout: \"3s\" }");
+        assert_eq!(o.engine.auth.token.as_deref(), Some("s3cr3t"));
+        assert_eq!(o.engine.auth.timeout, Duration::from_secs(3));
+        // bcrypt, unquoted
+        let o = load("authorization {\n  user: derek\n  password: $2a$11$W2zko751KUvVy59mUTWmpOdWjpEm5qhcCZRd05GjI/sSOT.xtiHyG\n}");
+        assert_eq!(
+            o.engine.auth.password.as_deref(),
+            Some("$2a$11$W2zko751KUvVy59mUTWmpOdWjpEm5qhcCZRd05GjI/sSOT.xtiHyG")
+        );
+        assert_eq!(
+            err("authorization {\n user: a\n token: b\n}"),
+            "t.conf:1:1: Cannot have a user/pass and token"
+        );
+        assert_eq!(
+            err("debug = false\nauthorization { user: a, users: [] }"),
+            "t.conf:2:1: Can not have a single user/pass and a users array"
+        );
+        assert!(err("authorization { token: a, users: [] }").contains("token and a users array"));
+        assert!(err("authorization { timeout: true }").contains("'timeout' wrong type"));
+        assert!(err("authorization { timeout: -1 }").contains("non-negative"));
+        assert_eq!(
+            err("authorization { nope: 1 }"),
+            "t.conf:1:17: unknown field \"nope\""
+        );
+        assert!(load("authorization { timeout: 120 }").warnings[0].contains("is high"));
+    }
+
+    #[test]
+    fn authorization_users_and_permissions() {
+        let o = load(
+            r#"
+authorization {
+  ADMIN = { publish = ">", subscribe = ">" }
+  REQUESTOR = {
+    publish = ["req.a", "req.b"]
+    subscribe = "_INBOX.>"
+  }
+  default_permissions: { sub: "PUBLIC.>" }
+  users = [
+    {user: alice, password: foo, permissions: $ADMIN}
+    {user: bob,   password: bar, permissions: $REQUESTOR}
+    {user: carol, password: baz, permissions: {
+        publish: { allow: ["a.>", "b"], deny: "a.secret" }
+        subscribe: { deny: ["x.*"] }
+    }}
+    {user: dave, password: qux}
+    {user: erin, password: q, permissions: { pub: "p", sub: "s q" }}
+  ]
+}
+no_auth_user: dave
+"#,
+        );
+        let a = &o.engine.auth;
+        assert_eq!(a.users.len(), 5);
+        assert_eq!(a.users[0].user, "alice");
+        let p0 = a.users[0].permissions.as_ref().unwrap();
+        assert_eq!(p0.publish, sp(&[">"], &[]));
+        assert_eq!(p0.subscribe, sp(&[">"], &[]));
+        let p1 = a.users[1].permissions.as_ref().unwrap();
+        assert_eq!(p1.publish, sp(&["req.a", "req.b"], &[]));
+        assert_eq!(p1.subscribe, sp(&["_INBOX.>"], &[]));
+        let p2 = a.users[2].permissions.as_ref().unwrap();
+        assert_eq!(p2.publish, sp(&["a.>", "b"], &["a.secret"]));
+        assert_eq!(p2.subscribe, sp(&[], &["x.*"]));
+        assert!(a.users[3].permissions.is_none());
+        let p4 = a.users[4].permissions.as_ref().unwrap();
+        assert_eq!(p4.subscribe, sp(&["s q"], &[]));
+        assert_eq!(
+            a.default_permissions.as_ref().unwrap().subscribe,
+            sp(&["PUBLIC.>"], &[])
+        );
+        assert_eq!(a.no_auth_user.as_deref(), Some("dave"));
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+
+        assert!(err("authorization { users: [ {user: a}, {user: a} ] }")
+            .contains("Duplicate user \"a\""));
+        assert!(err("authorization { users: [ {password: a} ] }")
+            .contains("User entry requires a user"));
+        assert!(err("authorization { users: [ 1 ] }").contains("Expected user entry to be a map"));
+        assert!(err("authorization { users: { } }").contains("Expected users field to be an array"));
+        assert!(
+            err("authorization { users: [ {user: a, permissions: { publish: \"a..b\" }} ] }")
+                .contains("not a valid subject")
+        );
+        assert!(
+            err("authorization { users: [ {user: a, permissions: { what: x }} ] }")
+                .contains("Unknown field \"what\" parsing permissions")
+        );
+        assert!(err(
+            "authorization { users: [ {user: a, permissions: { pub: { allow: x, nope: y } }} ] }"
+        )
+        .contains("only 'allow' or 'deny'"));
+        assert!(
+            err("authorization { users: [ {user: a, permissions: { pub: [1] }} ] }")
+                .contains("cannot be cast to string")
+        );
+        assert_eq!(
+            err("authorization { users: [ {user: a} ] }\nno_auth_user: b"),
+            "t.conf:2:15: no_auth_user: \"b\" not present as user or nkey in authorization block or account configuration"
+        );
+        assert!(err("no_auth_user: b").contains("users/nkeys are not defined"));
+        // allow_responses is accepted with a warning
+        let o =
+            load("authorization { permissions: { publish_allow_responses: true, subscribe: x } }");
+        assert_eq!(o.warnings.len(), 1);
+    }
+
+    #[test]
+    fn unknown_and_ignored_keys() {
+        assert_eq!(
+            err("port: 4222\nbogus_option: 1"),
+            "t.conf:2:1: unknown field \"bogus_option\""
+        );
+        assert_eq!(
+            err("  permissions { publish: x }"),
+            "t.conf:1:3: unknown field \"permissions\""
+        );
+        let o = load(
+            "cluster { name: c, listen: 0.0.0.0:6222, routes: [nats://a:6222] }\ngateway { name: g }\nleafnodes { port: 7422 }\nwebsocket { port: 8080, no_tls: true }\nmqtt { port: 1883 }\naccounts { A: { users: [{user: x, password: y}] } }\ntls { cert_file: a, key_file: b }\nhttp_port: 8222\nhttp: 8222\nmonitor_port: 8222\nlame_duck_duration: \"30s\"\nlame_duck_grace_period: \"10s\"\nmappings { a: b }\nsystem_account: SYS\nserver_tags: [a, b]\nlogtime: true\n",
+        );
+        assert_eq!(o.warnings.len(), 16);
+        assert!(
+            o.warnings[0].starts_with("t.conf:1:1: option 'cluster'"),
+            "{}",
+            o.warnings[0]
+        );
+        // variables used elsewhere are not options
+        let o = load("MYPORT = 4333\nport = $MYPORT");
+        assert_eq!(o.port, 4333);
+        // keys are case-insensitive
+        let o = load("Debug: true\nMAX_PAYLOAD: 100");
+        assert!(o.debug);
+        assert_eq!(o.engine.max_payload, 100);
+    }
+
+    #[test]
+    fn load_file_with_includes_and_env() {
+        let dir = std::env::temp_dir().join(format!("natrium-config-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("auth")).unwrap();
+        let var = format!("NATRIUM_CONFIG_TEST_PORT_{}", std::process::id());
+        std::env::set_var(&var, "4555");
+        std::fs::write(
+            dir.join("auth/users.conf"),
+            "users = [\n  {user: alice, password: $2a$11$x9lB8tq9aVc1YpSYeFYdKerhp1Cy0dfGK3/nSMXDCGCxrHzbHYrjG}\n]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("main.conf"),
+            format!(
+                "# realistic\nport: ${var}\nserver_name: \"n1\"\nauthorization {{\n  include 'auth/users.conf'\n}}\njetstream {{\n  store_dir: \"{}\"\n}}\n",
+                dir.join("js").display()
+            ),
+        )
+        .unwrap();
+        let o = load_file(&dir.join("main.conf"));
+        std::env::remove_var(&var);
+        let res = std::fs::remove_dir_all(&dir);
+        let o = o.unwrap_or_else(|e| panic!("{e}"));
+        res.unwrap();
+        assert_eq!(o.port, 4555);
+        assert_eq!(o.engine.server_name.as_deref(), Some("n1"));
+        assert_eq!(o.engine.auth.users[0].user, "alice");
+        assert!(o.engine.auth.users[0].password.starts_with("$2a$11$"));
+        assert!(o.jetstream);
+        assert!(o.store_dir.unwrap().ends_with("js"));
+        let e = load_file(Path::new("/nonexistent/natrium.conf")).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/natrium.conf: error opening config file"));
+    }
+
+    /// Config files modelled on nats-server's server/configs/.
+    #[test]
+    fn nats_server_sample_configs() {
+        let test_conf = r#"
+# Simple config file
+
+server_name: testing_server
+
+server_metadata {
+  key1: value1
+  key2: value2
+}
+
+listen: 127.0.0.1:4242
+
+http: 8222
+
+http_base_path: /nats
+
+authorization {
+  user:     derek
+  password: porkchop
+  timeout:  1
+}
+
+# logging options
+debug:   false
+trace:   true
+logtime: false
+syslog: true
+remote_syslog: "udp://foo.com:33"
+
+# pid file
+pid_file: "/tmp/nats-server/nats-server.pid"
+
+# prof_port
+prof_port: 6543
+
+# max_connections
+max_connections: 100
+
+# max_subscriptions (per connection)
+max_subscriptions: 1000
+
+# max_pending
+max_pending: 10000000
+
+# maximum control line
+max_control_line: 2048
+
+# maximum payload
+max_payload: 65536
+
+# ping interval and no pong threshold
+ping_interval: "60s"
+ping_max: 3
+
+# how long server can block on a socket write to a client
+write_deadline: "3s"
+
+lame_duck_duration: "4m"
+
+# report repeated failed route/gateway/leafNode connection
+# every 24hour (24*60*60)
+connect_error_reports: 86400
+
+# report failed reconnect events every 5 attempts
+reconnect_error_reports: 5
+"#;
+        let o = load(test_conf);
+        assert_eq!((o.host.as_str(), o.port), ("127.0.0.1", 4242));
+        assert_eq!(o.engine.server_name.as_deref(), Some("testing_server"));
+        assert_eq!(o.engine.auth.user.as_deref(), Some("derek"));
+        assert!(!o.debug && o.trace);
+        assert_eq!(
+            o.pid_file,
+            Some(PathBuf::from("/tmp/nats-server/nats-server.pid"))
+        );
+        assert_eq!(o.engine.max_connections, 100);
+        assert_eq!(o.engine.max_subscriptions, 1000);
+        assert_eq!(o.engine.max_pending, 10_000_000);
+        assert_eq!(o.engine.max_control_line, 2048);
+        assert_eq!(o.engine.max_payload, 65536);
+        assert_eq!(o.engine.ping_interval, Duration::from_secs(60));
+        assert_eq!(o.engine.ping_max, 3);
+        assert_eq!(o.engine.write_deadline, Duration::from_secs(3));
+
+        let authorization_conf = r#"
+listen: 127.0.0.1:4222
+
+authorization {
+  # Our role based permissions.
+
+  # Superuser can do anything.
+  super_user = {
+    publish = "*"
+    subscribe = ">"
+  }
+  # Can do requests on foo or bar, and subscribe to anything
+  # that is a response to an _INBOX.
+  #
+  # Notice that authorization filters can be singletons or arrays.
+  req_pub_user = {
+    publish = ["req.foo", "req.bar"]
+    subscribe = "_INBOX.>"
+  }
+
+  # Setup a default user that can subscribe to anything, but has
+  # no publish capabilities.
+  default_user = {
+    subscribe = "PUBLIC.>"
+  }
+
+  # Service can listen on the request subject and respond to any
+  # received reply subject.
+  my_service = {
+    subscribe = "my.service.req"
+    publish_allow_responses: true
+  }
+
+  # Can support a map with max messages and expiration of the permission.
+  my_stream_service = {
+    subscribe = "my.service.req"
+    allow_responses: {max: 10, expires: "1m"}
+  }
+
+  # Default permissions if none presented. e.g. susan below.
+  default_permissions: $default_user
+
+  # Users listed with persmissions.
+  users = [
+    {user: alice, password: foo, permissions: $super_user}
+    {user: bob,   password: bar, permissions: $req_pub_user}
+    {user: susan, password: baz}
+    {user: svca,  password: pc,  permissions: $my_service}
+    {user: svcb,  password: sam, permissions: $my_stream_service}
+  ]
+}"#;
+        let o = load(authorization_conf);
+        assert_eq!(o.engine.auth.users.len(), 5);
+        assert_eq!(
+            o.engine.auth.users[1].permissions.as_ref().unwrap().publish,
+            sp(&["req.foo", "req.bar"], &[])
+        );
+
+        let cluster_conf = r#"
+# Cluster config file
+
+port: 4242
+net: 127.0.0.1
+
+authorization {
+  user: derek
+  password: porkchop
+  timeout: 1
+}
+
+pid_file: '/tmp/nats-server/nats_cluster_test.pid'
+
+cluster {
+  host: '127.0.0.1'
+  port: 4244
+
+  authorization {
+    user: route_user
+    password: top_secret
+    timeout: 1
+  }
+
+  # Routes are actively solicited and connected to from this server.
+  routes = [
+    nats-route://foo:bar@127.0.0.1:4245
+    nats-route://foo:bar@127.0.0.1:4246
+  ]
+}
+"#;
+        let o = load(cluster_conf);
+        assert_eq!((o.host.as_str(), o.port), ("127.0.0.1", 4242));
+        assert_eq!(o.warnings.len(), 1);
+
+        let js_conf = r#"
+listen: 127.0.0.1:-1
+server_name: "S1"
+jetstream: {max_mem_store: 256MB, max_file_store: 2GB, store_dir: '/tmp/js', domain: hub}
+leaf {
+  listen: 127.0.0.1:-1
+  remotes [ { url: "nats-leaf://127.0.0.1:7422", account: "$SYS" } ]
+}
+accounts {
+  $SYS { users = [ { user: "admin", pass: "s3cr3t!" } ] }
+  JS { jetstream: enabled, users = [ {user: js, password: js} ] }
+}
+no_auth_user: js
+"#;
+        let o = load(js_conf);
+        assert_eq!(o.port, -1);
+        assert!(o.jetstream);
+        assert_eq!(o.store_dir, Some(PathBuf::from("/tmp/js")));
+        assert_eq!(o.engine.auth.no_auth_user.as_deref(), Some("js"));
+
+        let json_conf = r#"{
+  "port": 4333,
+  "authorization": {
+    "users": [ {"user": "a", "password": "b"} ]
+  },
+  "max_payload": 1048576
+}"#;
+        let o = load(json_conf);
+        assert_eq!(o.port, 4333);
+        assert_eq!(o.engine.auth.users[0].password, "b");
+        let tls_conf = r#"
+listen: 127.0.0.1:4443
+tls {
+  cert_file: "./configs/certs/server.pem"
+  key_file:  "./configs/certs/key.pem"
+  timeout: 2
+  cipher_suites: [
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+  ]
+}
+authorization {
+  user: derek
+  password: $2a$11$W2zko751KUvVy59mUTWmpOdWjpEm5qhcCZRd05GjI/sSOT.xtiHyG
+  timeout: 2
+}
+"#;
+        let o = load(tls_conf);
+        assert!(o
+            .engine
+            .auth
+            .password
+            .as_deref()
+            .unwrap()
+            .starts_with("$2a$11$W2zko"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn load_never_panics(src in "[a-z_0-9 =:{}\\[\\],;#\"'$.\\n-]{0,120}") {
+            let _ = load_str(&src, "p.conf");
+        }
+
+        #[test]
+        fn durations_never_panic(s in "\\PC{0,20}") {
+            let _ = parse_go_duration(&s);
+        }
+    }
 }
