@@ -363,7 +363,9 @@ fn op_name(buf: &[u8]) -> Result<Option<(Kind, usize)>, ParseError> {
 
 /// The `size` payload bytes starting at `start` and the CRLF after them:
 /// `Some((payload, consumed))`, `None` while incomplete, `UnknownOp` as soon as a
-/// byte after the payload is not the expected `\r` or `\n`.
+/// byte after the payload is not the expected `\r` or `\n` (nats-server's
+/// MSG_END_R/MSG_END_N check each byte as it arrives, so a wrong `\r` is an error
+/// one byte before the `need` the caller was given; no op completes before it).
 #[inline(always)]
 fn payload(buf: &[u8], start: usize, size: usize) -> Result<Option<(&[u8], usize)>, ParseError> {
     // No overflow: start <= buf.len() and size has at most 9 digits.
@@ -1103,7 +1105,7 @@ mod tests {
     #[test]
     fn control_line_default_limit() {
         let mut line = b"PUB ".to_vec();
-        line.extend(std::iter::repeat(b'a').take(4094));
+        line.extend(std::iter::repeat_n(b'a', 4094));
         line.extend(b" 0");
         assert_eq!(line.len() - 4, 4096);
         assert_eq!(p(&line), Ok(Parsed::Incomplete { need: None }));
@@ -1113,7 +1115,7 @@ mod tests {
         line.push(b'0');
         assert_eq!(p(&line), Err(ParseError::ControlLineTooLong));
         let mut connect = b"CONNECT ".to_vec();
-        connect.extend(std::iter::repeat(b' ').take(5000));
+        connect.extend(std::iter::repeat_n(b' ', 5000));
         assert_eq!(p(&connect), Err(ParseError::ControlLineTooLong));
     }
 
@@ -1288,7 +1290,6 @@ mod tests {
                         assert!(used > 0 && used <= buf.len());
                         ops.push(OwnedOp::from(&op));
                         buf.drain(..used);
-                        need = 0;
                     }
                     Ok(Parsed::Incomplete { need: nd }) => {
                         if let Some(nd) = nd {
@@ -1501,11 +1502,19 @@ mod tests {
                     if let Some(n) = *need {
                         assert!(n > i);
                         assert!(n <= bound);
+                        // No op can complete before `need` (a wrong byte after the
+                        // payload may already be an error, as in nats-server).
                         for j in i..n.min(full.len()) {
                             assert!(
-                                matches!(parse(&full[..j], l), Ok(Parsed::Incomplete { .. })),
-                                "need {n} from prefix {i} but prefix {j} decided"
+                                !matches!(parse(&full[..j], l), Ok(Parsed::Op(..))),
+                                "need {n} from prefix {i} but prefix {j} has an op"
                             );
+                        }
+                        if n <= full.len() {
+                            assert!(!matches!(
+                                parse(&full[..n], l),
+                                Ok(Parsed::Incomplete { .. })
+                            ));
                         }
                     }
                 }
