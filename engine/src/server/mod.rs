@@ -641,7 +641,18 @@ impl Server {
                 c.pings_out = 0;
                 c.rtt_known = true;
             }
-            Op::Info(_) | Op::Ok | Op::Err(_) => {}
+            Op::Ok => {}
+            // A client's INFO is ignored when it is JSON, a protocol violation otherwise.
+            Op::Info(json) => {
+                if serde_json::from_slice::<serde::de::IgnoredAny>(json).is_err() {
+                    self.close(key, CloseReason::ProtocolViolation, None);
+                }
+            }
+            // nats-server logs a client's -ERR and closes the connection, saying nothing.
+            Op::Err(text) => {
+                tracing::debug!("cid:{} - Client Error {}", self.core.conns[key].id, String::from_utf8_lossy(text));
+                self.close(key, CloseReason::ParseError, None);
+            }
         }
     }
 
