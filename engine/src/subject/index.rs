@@ -14,7 +14,7 @@ use std::hash::{BuildHasher, Hash};
 use foldhash::fast::FixedState;
 use hashbrown::{HashMap, HashTable};
 
-use super::validate::{has_empty_token, has_wildcard_token, subject_matches, FWC, PWC, SEP};
+use super::validate::{has_empty_token, has_wildcard_token, FWC, PWC, SEP};
 use super::Matches;
 
 /// Default bound on the number of subjects held by the match cache.
@@ -306,9 +306,26 @@ fn add_node<V: Copy>(node: &Node<V>, out: &mut Matches<V>) -> usize {
     1
 }
 
+/// Whether pattern tokens `ptoks` match `key`, given the token counts are already
+/// compatible (equal, or `key` has at least as many when `ptoks` ends in `>`) and
+/// `>` occurs only last in `ptoks`.
+fn tokens_match(ptoks: &[&[u8]], key: &[u8]) -> bool {
+    for (&p, t) in ptoks.iter().zip(key.split(|&b| b == SEP)) {
+        if p == FWC {
+            return true;
+        }
+        if p != PWC && p != t {
+            return false;
+        }
+    }
+    true
+}
+
 struct Slot<V> {
     key: Box<[u8]>,
     hash: u64,
+    /// Number of tokens in `key`, for a quick reject when scanning.
+    ntok: usize,
     /// Clock "second chance" bit: set on a hit, cleared as the hand passes.
     referenced: bool,
     matches: Matches<V>,
@@ -333,10 +350,12 @@ impl<V: Copy + Ord> Cache<V> {
 
     /// A slot for a new key (evicting if full), with empty matches, in the table.
     fn claim(&mut self, subject: &[u8], hash: u64) -> usize {
+        let ntok = memchr::memchr_iter(SEP, subject).count() + 1;
         let i = if self.slots.len() < self.limit {
             self.slots.push(Slot {
                 key: subject.into(),
                 hash,
+                ntok,
                 referenced: false,
                 matches: Matches::new(),
             });
@@ -363,6 +382,7 @@ impl<V: Copy + Ord> Cache<V> {
             let slot = &mut self.slots[victim];
             slot.key = subject.into();
             slot.hash = hash;
+            slot.ntok = ntok;
             slot.referenced = false;
             slot.matches.clear();
             victim
@@ -394,8 +414,16 @@ impl<V: Copy + Ord> Cache<V> {
         };
         if has_wildcard_token(pattern) {
             // As nats-server does: check every cached subject against the pattern.
+            // Cached keys never have empty tokens, so compare tokens directly.
+            let ptoks: Vec<&[u8]> = pattern.split(|&b| b == SEP).collect();
+            let n = ptoks.len();
+            let fwc = ptoks[n - 1] == FWC;
+            if ptoks[..n - 1].contains(&FWC) {
+                return; // `>` not last: the pattern matches nothing.
+            }
             for slot in &mut self.slots {
-                if subject_matches(pattern, &slot.key) {
+                let count_ok = if fwc { slot.ntok >= n } else { slot.ntok == n };
+                if count_ok && tokens_match(&ptoks, &slot.key) {
                     apply(&mut slot.matches);
                 }
             }
