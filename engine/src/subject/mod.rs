@@ -1,24 +1,24 @@
 //! Subjects: validation (rows W1–W3) and the subscription index (a trie with `*`
 //! and `>`, queue groups, and a match cache). Knows nothing about connections.
 //!
-//! STUB: the real index lands on the `subject` branch. Interface is final.
+//! * [`is_valid_subject`], [`is_valid_literal_subject`], [`subject_matches`]:
+//!   pure functions over subject bytes (module `validate`).
+//! * [`SubjectIndex`]: the subscription trie plus a bounded, deterministic match
+//!   cache (module `index`).
+//!
+//! Publish subjects handed to [`SubjectIndex::matches`] / [`subject_matches`] may be
+//! arbitrary bytes. Their tokens are compared as literal text (a `*` or `>` token in
+//! a *published* subject is not a wildcard, row W4). A published subject with an
+//! empty token (empty subject, leading or trailing `.`, or `..`) matches nothing.
 
-use std::hash::Hash;
+mod index;
+mod validate;
 
-/// Whether `s` is a valid subscription subject (wildcards allowed).
-pub fn is_valid_subject(s: &[u8]) -> bool {
-    !s.is_empty()
-}
+#[cfg(test)]
+mod tests;
 
-/// Whether `s` is a valid literal subject (no wildcard tokens): pedantic PUB.
-pub fn is_valid_literal_subject(s: &[u8]) -> bool {
-    !s.is_empty()
-}
-
-/// Whether `s` is a literal subject that `pattern` (which may hold wildcards) matches.
-pub fn subject_matches(pattern: &[u8], s: &[u8]) -> bool {
-    pattern == s
-}
+pub use index::{SubjectIndex, DEFAULT_CACHE_LIMIT};
+pub use validate::{is_valid_literal_subject, is_valid_subject, subject_matches};
 
 /// The subscriptions that match one subject.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,49 +29,22 @@ pub struct Matches<V> {
     pub queues: Vec<(Box<[u8]>, Vec<V>)>,
 }
 
-/// The subscription index.
-pub struct SubjectIndex<V> {
-    entries: Vec<(Box<[u8]>, Option<Box<[u8]>>, V)>,
-    scratch: Matches<V>,
-}
+impl<V> Matches<V> {
+    /// An empty result (no allocation).
+    pub const fn new() -> Self {
+        Matches {
+            plain: Vec::new(),
+            queues: Vec::new(),
+        }
+    }
 
-impl<V: Copy + Eq + Ord + Hash> SubjectIndex<V> {
-    pub fn new(_hash_seed: u64) -> Self {
-        SubjectIndex {
-            entries: Vec::new(),
-            scratch: Matches {
-                plain: Vec::new(),
-                queues: Vec::new(),
-            },
-        }
-    }
-    pub fn insert(&mut self, subject: &[u8], queue: Option<&[u8]>, v: V) {
-        self.entries
-            .push((subject.into(), queue.map(Into::into), v));
-    }
-    pub fn remove(&mut self, subject: &[u8], queue: Option<&[u8]>, v: V) -> bool {
-        let before = self.entries.len();
-        self.entries
-            .retain(|(s, q, x)| !(&**s == subject && q.as_deref() == queue && *x == v));
-        before != self.entries.len()
-    }
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
+    /// Whether nothing matched.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.plain.is_empty() && self.queues.is_empty()
     }
-    pub fn matches(&mut self, subject: &[u8]) -> &Matches<V> {
-        self.scratch.plain.clear();
-        self.scratch.queues.clear();
-        for (s, q, v) in &self.entries {
-            if subject_matches(s, subject) {
-                match q {
-                    None => self.scratch.plain.push(*v),
-                    Some(q) => self.scratch.queues.push((q.clone(), vec![*v])),
-                }
-            }
-        }
-        &self.scratch
+
+    fn clear(&mut self) {
+        self.plain.clear();
+        self.queues.clear();
     }
 }
