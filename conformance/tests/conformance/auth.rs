@@ -89,6 +89,13 @@ async fn raw_auth_violation(s: &Server) {
     let rest = c.expect_closed(WAIT).await;
     assert!(rest.is_empty(), "nothing after the error, got {rest:?}");
 
+    // With auth required, even a PING before CONNECT is refused.
+    let mut early = s.raw().await;
+    early.read_info().await;
+    early.send("PING\r\n").await;
+    assert_eq!(early.line().await, "-ERR 'Authorization Violation'");
+    early.expect_closed(WAIT).await;
+
     let mut ok = s.raw().await;
     ok.read_info().await;
     ok.send("CONNECT {\"verbose\":false,\"user\":\"u\",\"pass\":\"p\"}\r\nPING\r\n")

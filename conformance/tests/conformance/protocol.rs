@@ -10,6 +10,8 @@ natrium_conformance::scenarios! {
     ping_before_connect;
     raw_pub_sub_msg_format;
     unknown_operation_closes;
+    headers_stripped_for_non_header_client;
+    hpub_without_headers_closes;
 }
 
 /// I1-I8: the first line is `INFO {json}` with server_id, version, proto=1,
@@ -116,4 +118,48 @@ async fn unknown_operation_closes(s: &Server) {
     assert_eq!(c.line().await, "-ERR 'Unknown Protocol Operation'");
     let rest = c.expect_closed(WAIT).await;
     assert!(rest.is_empty(), "nothing after the error, got {rest:?}");
+}
+
+/// C9: a subscriber that did not announce `"headers":true` receives a header
+/// message as a plain `MSG` carrying only the payload; a header-capable one
+/// gets `HMSG` with the header block intact.
+async fn headers_stripped_for_non_header_client(s: &Server) {
+    let mut plain = s.raw().await;
+    plain.read_info().await;
+    plain
+        .send("CONNECT {\"verbose\":false}\r\nSUB h 1\r\nPING\r\n")
+        .await;
+    assert_eq!(plain.line().await, "PONG");
+    let mut hdr = s.raw().await;
+    hdr.read_info().await;
+    hdr.send("CONNECT {\"verbose\":false,\"headers\":true}\r\nSUB h 9\r\nPING\r\n")
+        .await;
+    assert_eq!(hdr.line().await, "PONG");
+
+    let mut publisher = s.raw().await;
+    publisher.read_info().await;
+    publisher.send("CONNECT {\"verbose\":false,\"headers\":true}\r\nHPUB h 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\nPING\r\n").await;
+    assert_eq!(publisher.line().await, "PONG");
+
+    assert_eq!(hdr.line().await, "HMSG h 9 18 20");
+    assert_eq!(hdr.read_payload(20).await, b"NATS/1.0\r\nA: b\r\n\r\nhi");
+    assert_eq!(plain.line().await, "MSG h 1 2");
+    assert_eq!(plain.read_payload(2).await, b"hi");
+}
+
+/// C9: HPUB from a client that did not announce `"headers":true` is a
+/// protocol error: nats-server 2.9.10 closes the connection (observed: it
+/// sends no -ERR line first, and the PING after it is never answered).
+async fn hpub_without_headers_closes(s: &Server) {
+    let mut c = s.raw().await;
+    c.read_info().await;
+    c.send("CONNECT {\"verbose\":false}\r\nHPUB h 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n")
+        .await;
+    let rest = c.expect_closed(WAIT).await;
+    assert!(
+        !rest
+            .iter()
+            .any(|l| l == "PONG" || l.starts_with("MSG") || l.starts_with("HMSG")),
+        "connection must be closed without processing further input, got {rest:?}"
+    );
 }

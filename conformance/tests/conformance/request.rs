@@ -12,6 +12,7 @@ natrium_conformance::scenarios! {
     no_responders;
     no_responders_after_unsubscribe;
     raw_no_responders_status;
+    raw_no_responders_needs_opt_in;
 }
 
 /// C15: a responder answers and the requester gets the reply.
@@ -114,5 +115,17 @@ async fn raw_no_responders_status(s: &Server) {
     let body = String::from_utf8(c.read_payload(total).await).unwrap();
     assert!(body.starts_with("NATS/1.0 503"), "{body:?}");
     assert!(body.ends_with("\r\n\r\n"), "{body:?}");
+    assert_eq!(c.line().await, "PONG");
+}
+
+/// C16 (raw protocol): without `"no_responders":true` (and headers) in
+/// CONNECT, a request with no subscribers gets no status message at all.
+async fn raw_no_responders_needs_opt_in(s: &Server) {
+    let mut c = s.raw().await;
+    c.read_info().await;
+    c.send(
+        "CONNECT {\"verbose\":false}\r\nSUB _INBOX.y 1\r\nPUB nobody _INBOX.y 0\r\n\r\nPING\r\n",
+    )
+    .await;
     assert_eq!(c.line().await, "PONG");
 }
