@@ -230,7 +230,11 @@ async fn write_loop(
                         Ok(n) => off += n,
                     }
                     if off == data.len() || off - reported >= PROGRESS_REPORT {
-                        if events.send(Event::Written(id, off - reported)).await.is_err() {
+                        if events
+                            .send(Event::Written(id, off - reported))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                         reported = off;

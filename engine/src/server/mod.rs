@@ -650,7 +650,11 @@ impl Server {
             }
             // nats-server logs a client's -ERR and closes the connection, saying nothing.
             Op::Err(text) => {
-                tracing::debug!("cid:{} - Client Error {}", self.core.conns[key].id, String::from_utf8_lossy(text));
+                tracing::debug!(
+                    "cid:{} - Client Error {}",
+                    self.core.conns[key].id,
+                    String::from_utf8_lossy(text)
+                );
                 self.close(key, CloseReason::ParseError, None);
             }
         }
