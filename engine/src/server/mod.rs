@@ -40,6 +40,12 @@ const FIRST_PING_INTERVAL: Duration = Duration::from_secs(2);
 /// `-ERR 'maximum subscriptions exceeded'`.
 pub const HARD_MAX_SUBSCRIPTIONS: usize = 1_000_000;
 
+/// Capacity of a connection's partial-op buffer kept between large payloads.
+const PARTIAL_KEEP: usize = 64 * 1024;
+
+/// Timers never fire more often than this, whatever the configuration says.
+const MIN_TIMER_INTERVAL: Duration = Duration::from_millis(1);
+
 /// Identifies a connection for the life of the server. Never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u64);
@@ -387,7 +393,11 @@ impl Server {
         if auth_required {
             self.arm(key, now.add(self.cfg.auth.timeout), Timer::Auth);
         }
-        let first = self.cfg.ping_interval.min(FIRST_PING_INTERVAL);
+        let first = self
+            .cfg
+            .ping_interval
+            .min(FIRST_PING_INTERVAL)
+            .max(MIN_TIMER_INTERVAL);
         let jitter_ns = (first.as_nanos() as u64 / 5).max(1);
         let first = first + Duration::from_nanos(self.rng.random_range(0..jitter_ns));
         self.arm(key, now.add(first), Timer::Ping);
@@ -423,6 +433,10 @@ impl Server {
         if let Some(c) = self.core.conns.get_mut(key) {
             if !c.closing {
                 buf.drain(..used);
+                // A large payload passed through; don't keep its buffer per connection.
+                if buf.capacity() > PARTIAL_KEEP && buf.len() <= PARTIAL_KEEP {
+                    buf.shrink_to(PARTIAL_KEEP);
+                }
                 c.partial = buf;
             }
         }
@@ -918,7 +932,7 @@ impl Server {
     }
 
     fn ping_timer(&mut self, now: Instant, key: usize) {
-        let interval = self.cfg.ping_interval;
+        let interval = self.cfg.ping_interval.max(MIN_TIMER_INTERVAL);
         let c = &mut self.core.conns[key];
         if c.closing {
             return;
