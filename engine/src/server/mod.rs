@@ -1011,9 +1011,11 @@ impl Server {
 }
 
 /// Replies that clients may not use (row C19): service imports, JetStream acks
-/// and gateway-routed replies.
+/// and gateway-routed replies. As in nats-server's `isReservedReply`, a bare
+/// `_R_.` is reserved (`isServiceReply` checks `len > 3`), while `$JS.ACK.` and
+/// `_GR_.` need at least one byte after the prefix.
 fn is_reserved_reply(reply: &[u8]) -> bool {
-    (reply.len() > 4 && reply.starts_with(b"_R_."))
+    reply.starts_with(b"_R_.")
         || (reply.len() > 8 && reply.starts_with(b"$JS.ACK."))
         || (reply.len() > 5 && reply.starts_with(b"_GR_."))
 }
