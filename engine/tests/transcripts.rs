@@ -619,7 +619,9 @@ fn ping_config() -> Config {
     cfg
 }
 
-/// E17, C11: ping_max unanswered PINGs, then Stale Connection.
+/// E17, C11: ping_max unanswered PINGs, then Stale Connection. The first PING
+/// comes with the first timer (~2s), so with ping_interval 10s the close is at
+/// ~22s, as nats-server does.
 #[test]
 fn e17_stale_connection() {
     let mut h = Harness::new(ping_config());
@@ -646,7 +648,8 @@ fn pong_keeps_connection_alive() {
     assert_snapshot!(h.transcript());
 }
 
-/// C11: any inbound traffic counts as activity: no PING is needed.
+/// C11: the first timer after CONNECT always pings (nats-server's `needRTT`);
+/// after that, client traffic counts as activity and no PING is needed.
 #[test]
 fn client_traffic_delays_server_ping() {
     let mut h = Harness::new(ping_config());
@@ -733,5 +736,85 @@ fn shutdown_closes_everyone() {
     h.pump();
     assert_eq!(h.closed(a), Some(CloseReason::ServerShutdown));
     assert_eq!(h.closed(b), Some(CloseReason::ServerShutdown));
+    assert_snapshot!(h.transcript());
+}
+
+/// C3, K1: a second CONNECT replaces the options of the first.
+#[test]
+fn connect_twice_second_options_win() {
+    let mut h = Harness::new(config());
+    let c = h.connect();
+    h.clear_log();
+    h.send(
+        c,
+        "CONNECT {\"verbose\":true}\r\nCONNECT {\"verbose\":false}\r\nSUB foo 1\r\nPING\r\n",
+    );
+    assert_snapshot!(h.transcript());
+}
+
+/// E2, A1: credentials are checked on every CONNECT, not just the first.
+#[test]
+fn e2_second_connect_with_bad_credentials() {
+    let mut h = Harness::new(auth_config());
+    let c = h.connect();
+    h.clear_log();
+    h.send(
+        c,
+        "CONNECT {\"user\":\"u\",\"pass\":\"p\",\"verbose\":false}\r\nCONNECT {\"user\":\"u\",\"pass\":\"x\"}\r\nPING\r\n",
+    );
+    assert_eq!(h.closed(c), Some(CloseReason::AuthenticationViolation));
+    assert_snapshot!(h.transcript());
+}
+
+/// C14, W6: with echo:false a queue member on the publishing connection is
+/// skipped and another member gets the message.
+#[test]
+fn echo_false_skips_own_queue_member() {
+    let mut h = Harness::new(config());
+    let a = h.connect_with(r#"{"verbose":false,"echo":false}"#);
+    let b = h.connect_with(QUIET);
+    h.clear_log();
+    h.send(a, "SUB foo q 1\r\nPUB foo 1\r\na\r\nPING\r\n");
+    h.send(b, "SUB foo q 1\r\n");
+    h.send(a, "PUB foo 1\r\nb\r\nPUB foo 1\r\nc\r\nPUB foo 1\r\nd\r\n");
+    assert_eq!(parse_msgs(h.received(b)).len(), 3);
+    assert_snapshot!(h.transcript());
+}
+
+/// C12: with verbose, an op refused with -ERR gets no +OK; UNSUB of an unknown
+/// sid still does.
+#[test]
+fn verbose_no_ok_after_err() {
+    let mut h = Harness::new(config());
+    let c = h.connect();
+    h.clear_log();
+    h.send(
+        c,
+        "CONNECT {\"verbose\":true}\r\nSUB foo..x 1\r\nPUB foo $JS.ACK.x 0\r\n\r\nUNSUB 5\r\n",
+    );
+    assert_snapshot!(h.transcript());
+}
+
+/// C11: the keep-alive timer restarts from CONNECT (nats-server's processConnect
+/// calls setFirstPingTimer), and that first timer always sends a PING, however
+/// recent the client's activity (no RTT measured yet: `needRTT`). Checked against
+/// nats-server 2.9.10 with ping_interval 10s and CONNECT at 1.9s: PINGs at 4.03s
+/// and 14.03s, Stale Connection at 24.03s.
+#[test]
+fn keepalive_timer_restarts_at_connect() {
+    let mut h = Harness::new(ping_config());
+    let c = h.connect();
+    h.advance(Duration::from_millis(1900));
+    h.send(c, &format!("CONNECT {QUIET}\r\n"));
+    h.advance(Duration::from_millis(1900)); // t = 3.8s
+    assert!(!h.received(c).ends_with(b"PING\r\n"));
+    h.advance(Duration::from_millis(600)); // t = 4.4s
+    assert!(h.received(c).ends_with(b"PING\r\n"));
+    h.advance(Duration::from_millis(9400)); // t = 13.8s
+    h.advance(Duration::from_millis(600)); // t = 14.4s
+    h.advance(Duration::from_millis(9400)); // t = 23.8s
+    assert!(h.is_open(c));
+    h.advance(Duration::from_millis(600)); // t = 24.4s
+    assert_eq!(h.closed(c), Some(CloseReason::StaleConnection));
     assert_snapshot!(h.transcript());
 }
