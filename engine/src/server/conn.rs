@@ -80,6 +80,8 @@ pub(crate) struct Conn {
     pub pings_out: u32,
     pub last_activity: Instant,
     pub rtt_known: bool,
+    /// When the server last sent a keep-alive PING (nats-server's `rttStart`).
+    pub rtt_start: Option<Instant>,
     /// Armed deadlines, indexed by timer kind (at most one of each).
     pub timers: [Option<Instant>; 3],
     pub in_msgs: u64,
@@ -107,6 +109,7 @@ impl Conn {
             pings_out: 0,
             last_activity: now,
             rtt_known: false,
+            rtt_start: None,
             timers: [None; 3],
             in_msgs: 0,
             in_bytes: 0,

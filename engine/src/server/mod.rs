@@ -35,6 +35,10 @@ const RUNTIME_NAME: &str = "natrium";
 /// clients that never sent CONNECT are found out quickly.
 const FIRST_PING_INTERVAL: Duration = Duration::from_secs(2);
 
+/// nats-server's `DEFAULT_RTT_MEASUREMENT_INTERVAL`: even an active client is
+/// pinged when the last server PING is older than this.
+const RTT_MEASUREMENT_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// When `max_subscriptions` is 0 (nats-server's "unlimited"), a connection may
 /// still hold at most this many subscriptions; more get
 /// `-ERR 'maximum subscriptions exceeded'`.
@@ -393,6 +397,13 @@ impl Server {
         if auth_required {
             self.arm(key, now.add(self.cfg.auth.timeout), Timer::Auth);
         }
+        self.arm_first_ping(now, key);
+        ConnId(cid)
+    }
+
+    /// Arm the first keep-alive timer: the shorter of ping_interval and 2 s, plus
+    /// up to 20% jitter (nats-server's `setFirstPingTimer`).
+    fn arm_first_ping(&mut self, now: Instant, key: usize) {
         let first = self
             .cfg
             .ping_interval
@@ -401,7 +412,6 @@ impl Server {
         let jitter_ns = (first.as_nanos() as u64 / 5).max(1);
         let first = first + Duration::from_nanos(self.rng.random_range(0..jitter_ns));
         self.arm(key, now.add(first), Timer::Ping);
-        ConnId(cid)
     }
 
     /// Bytes arrived from a connection.
@@ -682,7 +692,7 @@ impl Server {
         );
     }
 
-    fn process_connect(&mut self, _now: Instant, key: usize, json: &[u8]) {
+    fn process_connect(&mut self, now: Instant, key: usize, json: &[u8]) {
         let opts: ConnectOptions = match serde_json::from_slice(json) {
             Ok(o) => o,
             // nats-server closes on bad CONNECT JSON without an -ERR (row E20).
@@ -724,6 +734,9 @@ impl Server {
         let c = &mut self.core.conns[key];
         c.opts = opts;
         c.connected = true;
+        // nats-server restarts the keep-alive timer from each accepted CONNECT
+        // (processConnect: clearPingTimer, setFirstPingTimer).
+        self.arm_first_ping(now, key);
         if verbose {
             self.core.send(key, OK);
         }
@@ -937,12 +950,19 @@ impl Server {
         if c.closing {
             return;
         }
-        let active = c.rtt_known && now.since(c.last_activity) < interval;
+        // As in nats-server's processPingTimer, recent activity only delays the PING
+        // when an RTT is known and the server has pinged within the last hour; so
+        // the first timer after CONNECT always pings.
+        let need_rtt = !c.rtt_known
+            || c.rtt_start
+                .is_none_or(|t| now.since(t) > RTT_MEASUREMENT_INTERVAL);
+        let active = !need_rtt && now.since(c.last_activity) < interval;
         if !active {
             if c.pings_out + 1 > self.cfg.ping_max {
                 return self.close(key, CloseReason::StaleConnection, Some("Stale Connection"));
             }
             c.pings_out += 1;
+            c.rtt_start = Some(now);
             self.core.send(key, PING);
         }
         self.arm(key, now.add(interval), Timer::Ping);
@@ -1025,9 +1045,11 @@ impl Server {
 }
 
 /// Replies that clients may not use (row C19): service imports, JetStream acks
-/// and gateway-routed replies.
+/// and gateway-routed replies. As in nats-server's `isReservedReply`, a bare
+/// `_R_.` is reserved (`isServiceReply` checks `len > 3`), while `$JS.ACK.` and
+/// `_GR_.` need at least one byte after the prefix.
 fn is_reserved_reply(reply: &[u8]) -> bool {
-    (reply.len() > 4 && reply.starts_with(b"_R_."))
+    reply.starts_with(b"_R_.")
         || (reply.len() > 8 && reply.starts_with(b"$JS.ACK."))
         || (reply.len() > 5 && reply.starts_with(b"_GR_."))
 }
