@@ -679,10 +679,48 @@ fn e19_slow_consumer_pending_bytes() {
     for i in 0..6 {
         h.send(publ, &format!("PUB foo 20\r\nmessage-number-{i:05}\r\n"));
     }
+    // Past half of max_pending the publisher is stalled; each stall times out
+    // (the consumer never drains) and publishing goes on until the limit.
+    h.advance(secs(5));
     assert_eq!(h.closed(slow), Some(CloseReason::SlowConsumerPendingBytes));
     assert_eq!(h.server.stats().slow_consumers, 1);
     assert_eq!(parse_msgs(h.received(fast)).len(), 6);
     assert!(!String::from_utf8_lossy(h.received(slow)).contains("-ERR"));
+    assert_snapshot!(h.transcript());
+}
+
+/// L3: a publisher that fills a subscriber past half of max_pending is stalled
+/// (its reads pause) until the subscriber drains; nothing is lost or reordered.
+#[test]
+fn fast_producer_stalls_until_consumer_drains() {
+    let mut cfg = config();
+    cfg.max_pending = 200;
+    let mut h = Harness::new(cfg);
+    let sub = h.connect_with(QUIET);
+    let publ = h.connect_with(QUIET);
+    h.send(sub, "SUB foo 1\r\nPING\r\n");
+    h.clear_log();
+    h.stall(sub);
+    let mut burst = String::new();
+    for i in 0..8 {
+        burst.push_str(&format!("PUB foo 20\r\nmessage-number-{i:05}\r\n"));
+    }
+    h.send(publ, &burst);
+    assert!(
+        h.read_paused(publ),
+        "publisher stalled past half of max_pending"
+    );
+    let held = parse_msgs(h.received(sub)).len();
+    assert!(held < 8, "the rest of the burst waits unparsed");
+    h.unstall(sub);
+    assert!(!h.read_paused(publ));
+    let got: Vec<String> = parse_msgs(h.received(sub))
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+        .collect();
+    let want: Vec<String> = (0..8).map(|i| format!("message-number-{i:05}")).collect();
+    assert_eq!(got, want);
+    assert!(h.is_open(sub));
     assert_snapshot!(h.transcript());
 }
 

@@ -6,11 +6,14 @@
 //! and a writer task (engine -> socket). The engine coalesces everything queued for
 //! a connection while it handles a batch of events into one `Transmit`, so a writer
 //! makes one `write` per batch, never one per message. The engine's outbound
-//! accounting (max_pending, write_deadline) bounds what a writer can hold.
+//! accounting (max_pending, write_deadline) bounds what a writer can hold, and its
+//! `PauseRead`/`ResumeRead` outputs hold back a publisher whose subscribers lag.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -18,13 +21,14 @@ use natrium_engine::{CloseReason, ConnId, Instant, Output, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
 /// Size of each socket read handed to the engine.
 const READ_CHUNK: usize = 64 * 1024;
-/// Events that may wait for the engine task before readers are held back.
-const EVENT_QUEUE: usize = 1024;
+/// Reads that may wait for the engine task before readers are held back
+/// (at most this many chunks of READ_CHUNK bytes, plus one per reader).
+const EVENT_QUEUE: usize = 128;
 /// Events the engine task handles before it writes out what they produced.
 const EVENT_BATCH: usize = 256;
 /// A writer reports progress at least this often while writing one large transmit.
@@ -45,10 +49,48 @@ enum WriterMsg {
     Close(Duration),
 }
 
+/// Lets the engine pause a connection's reader (fast-producer stall).
+#[derive(Default)]
+struct ReadGate {
+    paused: AtomicBool,
+    resumed: Notify,
+}
+
+impl ReadGate {
+    async fn wait_open(&self) {
+        loop {
+            let resumed = self.resumed.notified();
+            if !self.paused.load(Ordering::Acquire) {
+                return;
+            }
+            resumed.await;
+        }
+    }
+
+    fn set(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+        if !paused {
+            self.resumed.notify_waiters();
+        }
+    }
+}
+
 struct ConnHandle {
     tx: mpsc::UnboundedSender<WriterMsg>,
+    gate: Arc<ReadGate>,
     reader: AbortHandle,
     writer: AbortHandle,
+}
+
+/// Channels into the engine task.
+#[derive(Clone)]
+struct Inbox {
+    /// Accepts, reads and closes: bounded, so readers wait when the engine lags.
+    events: mpsc::Sender<Event>,
+    /// Write progress and write failures. Kept apart from reads so the engine's
+    /// pending-bytes accounting sees drains promptly; each writer has at most a
+    /// few reports outstanding, so this is bounded by the number of connections.
+    progress: mpsc::UnboundedSender<Event>,
 }
 
 /// Serve clients accepted on `listener` until `shutdown` completes; then close every
@@ -62,9 +104,14 @@ pub async fn serve(
     let now = move || Instant(origin.elapsed().as_nanos() as u64);
     let write_deadline = server.config().write_deadline;
     let (events_tx, mut events) = mpsc::channel::<Event>(EVENT_QUEUE);
+    let (progress_tx, mut progress) = mpsc::unbounded_channel::<Event>();
+    let inbox = Inbox {
+        events: events_tx,
+        progress: progress_tx,
+    };
 
     let acceptor = {
-        let events_tx = events_tx.clone();
+        let events_tx = inbox.events.clone();
         tokio::spawn(async move {
             loop {
                 match listener.accept().await {
@@ -98,12 +145,18 @@ pub async fn serve(
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
+            Some(ev) = progress.recv() => {
+                handle_event(&mut server, &mut conns, &inbox, now(), ev);
+                while let Ok(ev) = progress.try_recv() {
+                    handle_event(&mut server, &mut conns, &inbox, now(), ev);
+                }
+            }
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
-                handle_event(&mut server, &mut conns, &events_tx, now(), ev);
+                handle_event(&mut server, &mut conns, &inbox, now(), ev);
                 for _ in 0..EVENT_BATCH {
                     match events.try_recv() {
-                        Ok(ev) => handle_event(&mut server, &mut conns, &events_tx, now(), ev),
+                        Ok(ev) => handle_event(&mut server, &mut conns, &inbox, now(), ev),
                         Err(_) => break,
                     }
                 }
@@ -131,7 +184,7 @@ pub async fn serve(
 fn handle_event(
     server: &mut Server,
     conns: &mut hashbrown::HashMap<ConnId, ConnHandle>,
-    events_tx: &mpsc::Sender<Event>,
+    inbox: &Inbox,
     now: Instant,
     ev: Event,
 ) {
@@ -142,9 +195,20 @@ fn handle_event(
             tracing::debug!("{peer} - {id} - Client connection created");
             let (rd, wr) = stream.into_split();
             let (tx, rx) = mpsc::unbounded_channel();
-            let reader = tokio::spawn(read_loop(id, rd, events_tx.clone())).abort_handle();
-            let writer = tokio::spawn(write_loop(id, wr, rx, events_tx.clone())).abort_handle();
-            conns.insert(id, ConnHandle { tx, reader, writer });
+            let gate = Arc::new(ReadGate::default());
+            let reader =
+                tokio::spawn(read_loop(id, rd, gate.clone(), inbox.events.clone())).abort_handle();
+            let writer =
+                tokio::spawn(write_loop(id, wr, rx, inbox.progress.clone())).abort_handle();
+            conns.insert(
+                id,
+                ConnHandle {
+                    tx,
+                    gate,
+                    reader,
+                    writer,
+                },
+            );
         }
         Event::Read(id, data) => server.handle_read(now, id, &data),
         Event::Written(id, n) => server.handle_written(now, id, n),
@@ -155,6 +219,7 @@ fn handle_event(
                     "{id} - Client connection closed: {}",
                     CloseReason::ClientClosed
                 );
+                h.reader.abort();
                 h.writer.abort();
             }
         }
@@ -174,6 +239,16 @@ fn drain(
                     let _ = h.tx.send(WriterMsg::Data(data));
                 }
             }
+            Output::PauseRead { conn } => {
+                if let Some(h) = conns.get(&conn) {
+                    h.gate.set(true);
+                }
+            }
+            Output::ResumeRead { conn } => {
+                if let Some(h) = conns.get(&conn) {
+                    h.gate.set(false);
+                }
+            }
             Output::Close { conn, reason } => {
                 if let Some(h) = conns.remove(&conn) {
                     tracing::debug!("{conn} - Client connection closed: {reason}");
@@ -189,9 +264,15 @@ fn drain(
     }
 }
 
-async fn read_loop(id: ConnId, mut rd: OwnedReadHalf, events: mpsc::Sender<Event>) {
+async fn read_loop(
+    id: ConnId,
+    mut rd: OwnedReadHalf,
+    gate: Arc<ReadGate>,
+    events: mpsc::Sender<Event>,
+) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
+        gate.wait_open().await;
         if buf.capacity() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
@@ -212,7 +293,7 @@ async fn write_loop(
     id: ConnId,
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<WriterMsg>,
-    events: mpsc::Sender<Event>,
+    progress: mpsc::UnboundedSender<Event>,
 ) {
     while let Some(msg) = rx.recv().await {
         match msg {
@@ -224,17 +305,13 @@ async fn write_loop(
                 while off < data.len() {
                     match wr.write(&data[off..]).await {
                         Ok(0) | Err(_) => {
-                            let _ = events.send(Event::Closed(id)).await;
+                            let _ = progress.send(Event::Closed(id));
                             return;
                         }
                         Ok(n) => off += n,
                     }
                     if off == data.len() || off - reported >= PROGRESS_REPORT {
-                        if events
-                            .send(Event::Written(id, off - reported))
-                            .await
-                            .is_err()
-                        {
+                        if progress.send(Event::Written(id, off - reported)).is_err() {
                             return;
                         }
                         reported = off;

@@ -83,7 +83,12 @@ pub(crate) struct Conn {
     /// When the server last sent a keep-alive PING (nats-server's `rttStart`).
     pub rtt_start: Option<Instant>,
     /// Armed deadlines, indexed by timer kind (at most one of each).
-    pub timers: [Option<Instant>; 3],
+    pub timers: [Option<Instant>; 4],
+    /// Reading is paused: this connection is a stalled fast producer.
+    pub read_paused: bool,
+    /// Producers (by id) stalled until this connection drains. Bounded by the
+    /// number of connections; each producer is in at most one list at a time.
+    pub stalled_producers: Vec<u64>,
     pub in_msgs: u64,
     pub in_bytes: u64,
     pub out_msgs: u64,
@@ -110,7 +115,9 @@ impl Conn {
             last_activity: now,
             rtt_known: false,
             rtt_start: None,
-            timers: [None; 3],
+            timers: [None; 4],
+            read_paused: false,
+            stalled_producers: Vec::new(),
             in_msgs: 0,
             in_bytes: 0,
             out_msgs: 0,

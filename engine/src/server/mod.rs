@@ -47,6 +47,9 @@ pub const HARD_MAX_SUBSCRIPTIONS: usize = 1_000_000;
 /// Capacity of a connection's partial-op buffer kept between large payloads.
 const PARTIAL_KEEP: usize = 64 * 1024;
 
+/// Input a stalled producer may have buffered before the engine parses it anyway.
+const PAUSED_BUFFER_MAX: usize = 16 * 1024 * 1024;
+
 /// Timers never fire more often than this, whatever the configuration says.
 const MIN_TIMER_INTERVAL: Duration = Duration::from_millis(1);
 
@@ -120,6 +123,12 @@ pub enum Output {
     /// Close the connection. If [`CloseReason::flush_first`] is true, finish writing
     /// what was transmitted to it first. The engine has already forgotten it.
     Close { conn: ConnId, reason: CloseReason },
+    /// Stop reading from this connection until `ResumeRead`: it publishes faster
+    /// than one of its subscribers drains (nats-server's fast-producer stall).
+    /// Bytes already read may still be fed.
+    PauseRead { conn: ConnId },
+    /// Read from this connection again.
+    ResumeRead { conn: ConnId },
 }
 
 /// Counters of the whole server (the `/varz` numbers).
@@ -139,11 +148,18 @@ enum Timer {
     Auth = 0,
     Ping = 1,
     WriteDeadline = 2,
+    Stall = 3,
 }
 
 impl Timer {
-    const ALL: [Timer; 3] = [Timer::Auth, Timer::Ping, Timer::WriteDeadline];
+    const ALL: [Timer; 4] = [Timer::Auth, Timer::Ping, Timer::WriteDeadline, Timer::Stall];
 }
+
+/// A stalled producer waits at least this long for its consumer (nats-server's
+/// `stallClientMinDuration`), longer the fuller the consumer is.
+const STALL_MIN: Duration = Duration::from_millis(100);
+/// ... and at most this long (`stallClientMaxDuration`).
+const STALL_MAX: Duration = Duration::from_secs(1);
 
 /// One subscription.
 struct Sub {
@@ -174,6 +190,9 @@ struct Core {
     expired: Vec<usize>,
     /// Connections found to be slow consumers during a delivery.
     slow: Vec<usize>,
+    /// (producer, consumer) pairs where a delivery took the consumer past half
+    /// of max_pending: the producer is to be stalled.
+    stalls: Vec<(usize, usize)>,
     max_pending: u64,
     stats: Stats,
 }
@@ -239,10 +258,17 @@ impl Core {
         c.out_bytes += size;
         self.stats.out_msgs += 1;
         self.stats.out_bytes += size;
-        if c.pending() > self.max_pending {
+        let pending = c.pending();
+        if pending > self.max_pending {
             c.out.truncate(before);
             self.slow.push(sub.conn);
             return true;
+        }
+        if pending > self.max_pending / 2
+            && sub.conn != from
+            && self.stalls.last() != Some(&(from, sub.conn))
+        {
+            self.stalls.push((from, sub.conn));
         }
         if !c.dirty {
             c.dirty = true;
@@ -291,6 +317,10 @@ pub struct Server {
     index: SubjectIndex<usize>,
     timers: BTreeSet<(Instant, u64, Timer)>,
     closing: VecDeque<(usize, CloseReason)>,
+    /// PauseRead/ResumeRead outputs not yet polled.
+    flow: VecDeque<Output>,
+    /// Producers resumed during the current input, whose buffered bytes are to be parsed.
+    resumed: Vec<usize>,
     /// The latest time any input carried; used for timers armed while polling.
     now: Instant,
 }
@@ -312,6 +342,7 @@ impl Server {
                 dirty: Vec::new(),
                 expired: Vec::new(),
                 slow: Vec::new(),
+                stalls: Vec::new(),
                 max_pending: cfg.max_pending,
                 stats: Stats::default(),
             },
@@ -324,6 +355,8 @@ impl Server {
             index: SubjectIndex::new(hash_seed),
             timers: BTreeSet::new(),
             closing: VecDeque::new(),
+            flow: VecDeque::new(),
+            resumed: Vec::new(),
             now: Instant::default(),
         }
     }
@@ -425,6 +458,13 @@ impl Server {
             return;
         }
         c.last_activity = now;
+        // A stalled producer's bytes wait, unparsed, until it is resumed. The
+        // runtime stops reading on PauseRead, so this is what was already in flight;
+        // past the cap (a runtime that ignores PauseRead) parsing goes on.
+        if c.read_paused && c.partial.len() < PAUSED_BUFFER_MAX {
+            c.partial.extend_from_slice(data);
+            return;
+        }
         if c.partial.is_empty() {
             let used = self.parse_ops(now, key, data);
             if let Some(c) = self.core.conns.get_mut(key) {
@@ -432,12 +472,20 @@ impl Server {
                     c.partial.extend_from_slice(&data[used..]);
                 }
             }
-            return;
+        } else {
+            c.partial.extend_from_slice(data);
+            if c.partial.len() >= c.partial_need {
+                self.parse_partial(now, key);
+            }
         }
-        c.partial.extend_from_slice(data);
-        if c.partial.len() < c.partial_need {
+        self.run_resumed();
+    }
+
+    /// Parse what a connection has buffered, keeping what is left.
+    fn parse_partial(&mut self, now: Instant, key: usize) {
+        let Some(c) = self.core.conns.get_mut(key) else {
             return;
-        }
+        };
         let mut buf = std::mem::take(&mut c.partial);
         let used = self.parse_ops(now, key, &buf);
         if let Some(c) = self.core.conns.get_mut(key) {
@@ -452,6 +500,21 @@ impl Server {
         }
     }
 
+    /// Parse the buffered input of producers that were resumed while handling
+    /// this input (done here, not where they were resumed, so routing never nests).
+    fn run_resumed(&mut self) {
+        while let Some(key) = self.resumed.pop() {
+            let ready = self
+                .core
+                .conns
+                .get(key)
+                .is_some_and(|c| !c.closing && !c.read_paused && !c.partial.is_empty());
+            if ready {
+                self.parse_partial(self.now, key);
+            }
+        }
+    }
+
     /// The runtime wrote `n` bytes of what was transmitted to `conn`.
     pub fn handle_written(&mut self, now: Instant, conn: ConnId, n: usize) {
         self.now = self.now.max(now);
@@ -461,6 +524,10 @@ impl Server {
         let c = &mut self.core.conns[key];
         c.in_flight = c.in_flight.saturating_sub(n as u64);
         c.write_progress_at = now;
+        if !c.stalled_producers.is_empty() && c.pending() <= self.cfg.max_pending / 2 {
+            self.release_producers(key);
+            self.run_resumed();
+        }
     }
 
     /// The peer closed the connection, or its socket failed.
@@ -469,7 +536,9 @@ impl Server {
             return;
         };
         self.remove_subs(key);
+        self.release_producers(key);
         self.forget(key);
+        self.run_resumed();
     }
 
     /// Stop serving: every client is told nothing and closed after its pending bytes.
@@ -504,8 +573,10 @@ impl Server {
                 }
                 Timer::Ping => self.ping_timer(now, key),
                 Timer::WriteDeadline => self.write_deadline_timer(now, key),
+                Timer::Stall => self.resume_producer(key),
             }
         }
+        self.run_resumed();
     }
 
     /// The earliest time at which the engine wants [`Server::handle_timeout`].
@@ -528,6 +599,9 @@ impl Server {
             self.closing.pop_front();
             self.forget(key);
             return Some(Output::Close { conn, reason });
+        }
+        if let Some(out) = self.flow.pop_front() {
+            return Some(out);
         }
         while let Some(key) = self.core.dirty.pop() {
             let Some(c) = self.core.conns.get_mut(key) else {
@@ -572,6 +646,11 @@ impl Server {
                 Ok(Parsed::Op(op, n)) => {
                     used += n.max(1);
                     self.handle_op(now, key, op);
+                    // Stalled by what it just published: the rest waits.
+                    if self.core.conns.get(key).is_some_and(|c| c.read_paused) {
+                        self.core.conns[key].partial_need = 0;
+                        return used;
+                    }
                 }
                 Ok(Parsed::Incomplete { need }) => {
                     c.partial_need = need.unwrap_or(0);
@@ -823,6 +902,9 @@ impl Server {
 
     /// Apply what deliveries decided: auto-unsubscribes and slow consumers.
     fn after_delivery(&mut self) {
+        while let Some((producer, consumer)) = self.core.stalls.pop() {
+            self.stall_producer(producer, consumer);
+        }
         while let Some(sk) = self.core.expired.pop() {
             self.remove_sub(sk);
         }
@@ -986,6 +1068,77 @@ impl Server {
         self.arm(key, due, Timer::WriteDeadline);
     }
 
+    // ----- fast-producer stall -----
+
+    /// Pause reading from `producer` until `consumer` drains below half of
+    /// max_pending, or a while passes (longer the fuller the consumer is).
+    fn stall_producer(&mut self, producer: usize, consumer: usize) {
+        let mp = self.cfg.max_pending.max(1);
+        let Some(cons) = self.core.conns.get(consumer) else {
+            return;
+        };
+        let pending = cons.pending();
+        let Some(p) = self.core.conns.get_mut(producer) else {
+            return;
+        };
+        if p.closing || p.read_paused {
+            return;
+        }
+        p.read_paused = true;
+        let pid = p.id;
+        self.flow.push_back(Output::PauseRead { conn: ConnId(pid) });
+        tracing::trace!(
+            "cid:{pid} - stalled: cid:{} has {pending} bytes pending",
+            self.core.conns[consumer].id
+        );
+        let half = mp / 2;
+        let wait = if pending >= mp {
+            STALL_MAX
+        } else {
+            // nats-server adds the minimum again for every tenth of the upper half.
+            let steps = pending.saturating_sub(half) / (half / 10).max(1);
+            (STALL_MIN * (1 + steps as u32)).min(STALL_MAX)
+        };
+        let waiters = &mut self.core.conns[consumer].stalled_producers;
+        if !waiters.contains(&pid) {
+            waiters.push(pid);
+        }
+        let at = self.now.add(wait);
+        self.arm(producer, at, Timer::Stall);
+    }
+
+    /// Let every producer stalled on `consumer` read again.
+    fn release_producers(&mut self, consumer: usize) {
+        let Some(c) = self.core.conns.get_mut(consumer) else {
+            return;
+        };
+        let waiting = std::mem::take(&mut c.stalled_producers);
+        for pid in waiting {
+            if let Some(&pk) = self.by_id.get(&pid) {
+                self.resume_producer(pk);
+            }
+        }
+    }
+
+    fn resume_producer(&mut self, key: usize) {
+        let Some(p) = self.core.conns.get_mut(key) else {
+            return;
+        };
+        if !p.read_paused {
+            return;
+        }
+        p.read_paused = false;
+        let pid = p.id;
+        if let Some(at) = p.timers[Timer::Stall as usize].take() {
+            self.timers.remove(&(at, pid, Timer::Stall));
+        }
+        if !p.closing {
+            self.flow
+                .push_back(Output::ResumeRead { conn: ConnId(pid) });
+            self.resumed.push(key);
+        }
+    }
+
     // ----- teardown -----
 
     /// Start closing a connection: queue the -ERR that explains it (if any), stop
@@ -1004,6 +1157,7 @@ impl Server {
         if !reason.flush_first() {
             c.out.clear();
         }
+        self.release_producers(key);
         self.remove_subs(key);
         self.closing.push_back((key, reason));
     }

@@ -28,6 +28,10 @@ struct ClientState {
     ack: bool,
     /// Everything the server transmitted to this client.
     received: Vec<u8>,
+    /// Bytes transmitted while stalled, not yet acknowledged.
+    unacked: usize,
+    /// The engine asked the runtime to stop reading from this client.
+    read_paused: bool,
     /// Set once the server closed the connection (or the client hung up).
     closed: Option<CloseReason>,
     hung_up: bool,
@@ -68,6 +72,8 @@ impl Harness {
             id,
             ack: true,
             received: Vec::new(),
+            unacked: 0,
+            read_paused: false,
             closed: None,
             hung_up: false,
         });
@@ -119,6 +125,22 @@ impl Harness {
         self.clients[c.0 - 1].ack = false;
     }
 
+    /// `c`'s socket drains again: everything held back is acknowledged.
+    pub fn unstall(&mut self, c: Client) {
+        let st = &mut self.clients[c.0 - 1];
+        st.ack = true;
+        let (id, n) = (st.id, std::mem::take(&mut st.unacked));
+        if n > 0 {
+            self.server.handle_written(self.now, id, n);
+        }
+        self.pump();
+    }
+
+    /// Whether the engine has paused reading from `c` (a stalled fast producer).
+    pub fn read_paused(&self, c: Client) -> bool {
+        self.clients[c.0 - 1].read_paused
+    }
+
     /// Add a comment line to the transcript.
     pub fn note(&mut self, text: &str) {
         if self.record {
@@ -164,7 +186,22 @@ impl Harness {
                     st.received.extend_from_slice(&data);
                     if st.ack {
                         self.server.handle_written(self.now, conn, data.len());
+                    } else {
+                        st.unacked += data.len();
                     }
+                }
+                Output::PauseRead { conn } | Output::ResumeRead { conn } => {
+                    let paused = matches!(out, Output::PauseRead { .. });
+                    let i = self.index_of(conn);
+                    if self.record {
+                        let what = if paused {
+                            "read paused"
+                        } else {
+                            "read resumed"
+                        };
+                        self.log.push(format!("S{}: <{what}>", i + 1));
+                    }
+                    self.clients[i].read_paused = paused;
                 }
                 Output::Close { conn, reason } => {
                     let i = self.index_of(conn);
