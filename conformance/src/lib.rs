@@ -13,17 +13,21 @@
 //! - reference side: `NATS_SERVER_BIN`, else `/usr/sbin/nats-server`, else
 //!   `nats-server` on `PATH`.
 
-use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+
+pub mod clients;
+pub mod configs;
+pub mod results;
 
 pub use async_nats;
 pub use futures;
@@ -153,10 +157,12 @@ fn free_port() -> u16 {
 pub struct Server {
     pub target: Target,
     pub port: u16,
-    child: Child,
+    child: Mutex<Child>,
     dir: PathBuf,
     log: PathBuf,
     cmdline: String,
+    bin: PathBuf,
+    args: Vec<String>,
 }
 
 impl Server {
@@ -190,23 +196,17 @@ impl Server {
             }
             args.extend(spec.args.iter().cloned());
             let log = dir.join("stderr.log");
-            let stderr = File::create(&log).expect("create stderr log");
-            let stdout = stderr.try_clone().expect("clone log handle");
             let cmdline = format!("{} {}", bin.display(), args.join(" "));
-            let child = Command::new(&bin)
-                .args(&args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(stdout))
-                .stderr(Stdio::from(stderr))
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn `{cmdline}`: {e}"));
-            let mut server = Server {
+            let child = spawn_server(&bin, &args, &log, &cmdline);
+            let server = Server {
                 target,
                 port,
-                child,
+                child: Mutex::new(child),
                 dir,
                 log,
                 cmdline,
+                bin: bin.clone(),
+                args,
             };
             match server.wait_ready().await {
                 Ok(()) => return server,
@@ -219,10 +219,50 @@ impl Server {
         panic!("{} did not start: {last_err}", target.name());
     }
 
-    async fn wait_ready(&mut self) -> Result<(), String> {
+    /// Kill the server and start it again with the same arguments on the
+    /// same port (clients reconnect to the same URL). The log is appended
+    /// to. Retries a few times if the port is not yet free.
+    pub async fn restart(&self) {
+        {
+            let mut child = self.child.lock().unwrap();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut last_err = String::new();
+        for _attempt in 0..10 {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&self.log) {
+                let _ = writeln!(f, "=== harness: restarting `{}` ===", self.cmdline);
+            }
+            let child = spawn_server(&self.bin, &self.args, &self.log, &self.cmdline);
+            *self.child.lock().unwrap() = child;
+            match self.wait_ready().await {
+                Ok(()) => return,
+                Err(e) => {
+                    last_err = e;
+                    let mut child = self.child.lock().unwrap();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!(
+            "{} did not restart on port {}: {last_err}\n--- server log ---\n{}",
+            self.target.name(),
+            self.port,
+            self.log_text()
+        );
+    }
+
+    fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.child.lock().unwrap().try_wait().ok().flatten()
+    }
+
+    async fn wait_ready(&self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = self.exited() {
                 return Err(format!("`{}` exited early: {status}", self.cmdline));
             }
             if let Ok(Ok(_conn)) = tokio::time::timeout(
@@ -234,7 +274,7 @@ impl Server {
                 // Make sure it is *our* child listening, not someone else
                 // who grabbed the port: our child must still be alive.
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                if let Ok(Some(status)) = self.child.try_wait() {
+                if let Some(status) = self.exited() {
                     return Err(format!("`{}` exited early: {status}", self.cmdline));
                 }
                 return Ok(());
@@ -295,14 +335,32 @@ impl Server {
 
     /// Is the child still running?
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.exited().is_none()
     }
+}
+
+fn spawn_server(bin: &Path, args: &[String], log: &Path, cmdline: &str) -> Child {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open stderr log");
+    let stdout = stderr.try_clone().expect("clone log handle");
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn `{cmdline}`: {e}"))
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Ok(child) = self.child.get_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if std::thread::panicking() {
             eprintln!(
                 "=== {} server `{}` log ({}) ===\n{}\n=== end of server log ===",
@@ -505,7 +563,9 @@ impl RawClient {
 /// Expand scenario functions into `natrium::<name>` and `nats_server::<name>`
 /// tests. Each entry is `name` (default server) or `name => spec_expr`
 /// where `spec_expr` is a [`Spec`]. The scenario is `async fn name(s: &Server)`
-/// in the invoking module.
+/// in the invoking module. An optional first line `client = "label";` names
+/// the client library for the results table (default `async-nats`; scenario
+/// names starting with `raw_` count as `raw TCP`).
 ///
 /// ```ignore
 /// scenarios! {
@@ -515,29 +575,40 @@ impl RawClient {
 /// ```
 #[macro_export]
 macro_rules! scenarios {
-    ( $( $name:ident $( => $spec:expr )? ; )* ) => {
+    ( client = $client:expr ; $( $name:ident $( => $spec:expr )? ; )* ) => {
         mod natrium {
-            $( $crate::__scenario_test!(Natrium, $name $(, $spec)?); )*
+            $( $crate::__scenario_test!($client, Natrium, $name $(, $spec)?); )*
         }
         mod nats_server {
-            $( $crate::__scenario_test!(NatsServer, $name $(, $spec)?); )*
+            $( $crate::__scenario_test!($client, NatsServer, $name $(, $spec)?); )*
         }
+    };
+    ( $( $name:ident $( => $spec:expr )? ; )* ) => {
+        $crate::scenarios! { client = $crate::results::ASYNC_NATS; $( $name $( => $spec )? ; )* }
     };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __scenario_test {
-    ($target:ident, $name:ident) => {
-        $crate::__scenario_test!($target, $name, $crate::Spec::new());
+    ($client:expr, $target:ident, $name:ident) => {
+        $crate::__scenario_test!($client, $target, $name, $crate::Spec::new());
     };
-    ($target:ident, $name:ident, $spec:expr) => {
+    ($client:expr, $target:ident, $name:ident, $spec:expr) => {
         #[$crate::tokio::test(
             flavor = "multi_thread",
             worker_threads = 2,
             crate = "::natrium_conformance::tokio"
         )]
         async fn $name() {
+            let client: &'static str = {
+                #[allow(unused_imports)]
+                use super::*;
+                $client
+            };
+            let _record =
+                $crate::results::Record::new(client, stringify!($name), $crate::Target::$target);
+            $crate::clients::prepare(client).await;
             let spec: $crate::Spec = {
                 #[allow(unused_imports)]
                 use super::*;
@@ -552,4 +623,28 @@ macro_rules! __scenario_test {
             .await;
         }
     };
+}
+
+/// The cargo target directory: `$CARGO_TARGET_DIR`, else `<workspace>/target`.
+/// Built client programs, the Python virtualenv and the results live here.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => {
+            let d = PathBuf::from(d);
+            if d.is_absolute() {
+                d
+            } else {
+                workspace_dir().join(d)
+            }
+        }
+        None => workspace_dir().join("target"),
+    }
+}
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace dir")
+        .to_path_buf()
 }

@@ -6,7 +6,9 @@ use natrium_conformance::*;
 natrium_conformance::scenarios! {
     user_password_flags => Spec::args(&["--user", "u", "--pass", "p"]);
     token_flag => Spec::args(&["--auth", "tok"]);
-    config_users => Spec::config("authorization {\n  users = [\n    {user: a, password: b}\n    {user: c, password: d}\n  ]\n}\n");
+    config_users => Spec::config(configs::USERS_PLAIN);
+    config_users_bcrypt => Spec::config(configs::USERS_BCRYPT);
+    config_token => Spec::config(configs::TOKEN);
     raw_auth_violation => Spec::args(&["--user", "u", "--pass", "p"]);
 }
 
@@ -101,4 +103,37 @@ async fn raw_auth_violation(s: &Server) {
     ok.send("CONNECT {\"verbose\":false,\"user\":\"u\",\"pass\":\"p\"}\r\nPING\r\n")
         .await;
     assert_eq!(ok.line().await, "PONG");
+}
+
+/// A3, E2: a users list mixing a plain and a bcrypt password: both users get
+/// in; a wrong password, or the hash itself as the password, is rejected.
+async fn config_users_bcrypt(s: &Server) {
+    for (u, p) in [("plain", "plainpass"), ("hashed", configs::BCRYPT_PASSWORD)] {
+        let c = s
+            .connect_with(ConnectOptions::with_user_and_password(u.into(), p.into()))
+            .await;
+        assert_works(&c).await;
+    }
+    for (u, p) in [
+        ("hashed", "wrong"),
+        ("hashed", configs::BCRYPT_HASH),
+        ("plain", configs::BCRYPT_PASSWORD),
+    ] {
+        assert_rejected(
+            s,
+            ConnectOptions::with_user_and_password(u.into(), p.into()),
+        )
+        .await;
+    }
+    assert_rejected(s, ConnectOptions::new()).await;
+}
+
+/// A2, E2: `authorization { token: ... }` in a config file.
+async fn config_token(s: &Server) {
+    let c = s
+        .connect_with(ConnectOptions::with_token("s3cr3t-token".into()))
+        .await;
+    assert_works(&c).await;
+    assert_rejected(s, ConnectOptions::with_token("nope".into())).await;
+    assert_rejected(s, ConnectOptions::new()).await;
 }

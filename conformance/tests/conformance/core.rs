@@ -18,6 +18,7 @@ natrium_conformance::scenarios! {
     client_drain;
     auto_unsubscribe;
     auto_unsubscribe_after_partial;
+    max_msgs_exactly_once;
     raw_unsub_max_counts_delivered;
 }
 
@@ -286,6 +287,27 @@ async fn auto_unsubscribe(s: &Server) {
     for i in 0..60 {
         publisher
             .publish("auto", Bytes::from(i.to_string()))
+            .await
+            .unwrap();
+    }
+    sync(&publisher).await;
+    for i in 0..50 {
+        assert_eq!(next_msg(&mut sub).await.payload, Bytes::from(i.to_string()));
+    }
+    assert_ended(&mut sub).await;
+}
+
+/// C7: 50 messages to a subscriber with max 50: each arrives exactly once,
+/// in order, then the subscription ends.
+async fn max_msgs_exactly_once(s: &Server) {
+    let c = s.connect().await;
+    let mut sub = c.subscribe("max50").await.unwrap();
+    sub.unsubscribe_after(50).await.unwrap();
+    sync(&c).await;
+    let publisher = s.connect().await;
+    for i in 0..50 {
+        publisher
+            .publish("max50", Bytes::from(i.to_string()))
             .await
             .unwrap();
     }

@@ -12,14 +12,14 @@ const SLOW_CONSUMER_CONFIG: &str =
     "max_payload: 65536\nmax_pending: 262144\nwrite_deadline: \"2s\"\n";
 
 natrium_conformance::scenarios! {
-    max_payload_violation => Spec::config("max_payload: 1024\n");
-    max_payload_client_side => Spec::config("max_payload: 1024\n");
+    raw_max_payload_violation => Spec::config(configs::MAX_PAYLOAD_1024);
+    max_payload_client_side => Spec::config(configs::MAX_PAYLOAD_1024);
     slow_consumer_is_cut_off => Spec::config(SLOW_CONSUMER_CONFIG);
 }
 
 /// E5, I8: INFO advertises the configured max_payload; a PUB over it gets
 /// `-ERR 'Maximum Payload Violation'` and the connection is closed.
-async fn max_payload_violation(s: &Server) {
+async fn raw_max_payload_violation(s: &Server) {
     let mut c = s.raw().await;
     let info = c.read_info().await;
     assert_eq!(info["max_payload"], 1024, "{info}");

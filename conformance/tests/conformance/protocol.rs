@@ -3,6 +3,7 @@
 use natrium_conformance::*;
 
 natrium_conformance::scenarios! {
+    client = results::RAW_TCP;
     info_first_line;
     connect_ping_pong;
     verbose_ok;

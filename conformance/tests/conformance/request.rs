@@ -9,6 +9,7 @@ use natrium_conformance::*;
 
 natrium_conformance::scenarios! {
     request_reply;
+    request_reply_old_style;
     no_responders;
     no_responders_after_unsubscribe;
     raw_no_responders_status;
@@ -41,6 +42,42 @@ async fn request_reply(s: &Server) {
         .await
         .expect("request");
         assert_eq!(r.payload, Bytes::from(format!("echo: ping {i}")));
+    }
+    within("responder task", task).await.unwrap();
+}
+
+/// C15: the old request style by hand: a private `_INBOX.<nuid>` subscription
+/// per request with `UNSUB <sid> 1`, then a publish with that reply subject.
+async fn request_reply_old_style(s: &Server) {
+    let responder = s.connect().await;
+    let mut sub = responder.subscribe("svc.echo").await.unwrap();
+    sync(&responder).await;
+    let task = tokio::spawn({
+        let responder = responder.clone();
+        async move {
+            for _ in 0..3 {
+                let Some(m) = sub.next().await else { return };
+                let mut out = b"echo: ".to_vec();
+                out.extend_from_slice(&m.payload);
+                responder
+                    .publish(m.reply.unwrap(), out.into())
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let requester = s.connect().await;
+    for i in 0..3 {
+        let inbox = requester.new_inbox();
+        let mut replies = requester.subscribe(inbox.clone()).await.unwrap();
+        replies.unsubscribe_after(1).await.unwrap();
+        requester
+            .publish_with_reply("svc.echo", inbox, Bytes::from(format!("ping {i}")))
+            .await
+            .unwrap();
+        let r = next_msg(&mut replies).await;
+        assert_eq!(r.payload, Bytes::from(format!("echo: ping {i}")));
+        assert_ended(&mut replies).await;
     }
     within("responder task", task).await.unwrap();
 }
