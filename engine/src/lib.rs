@@ -11,6 +11,7 @@
 pub mod config;
 pub mod proto;
 pub mod server;
+pub mod storage;
 pub mod subject;
 pub mod time;
 

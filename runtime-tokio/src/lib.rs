@@ -9,6 +9,8 @@
 //! accounting (max_pending, write_deadline) bounds what a writer can hold, and its
 //! `PauseRead`/`ResumeRead` outputs hold back a publisher whose subscribers lag.
 
+pub mod disk;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
