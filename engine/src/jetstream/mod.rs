@@ -1,0 +1,3 @@
+//! JetStream: streams, their storage, and the `$JS.API` service.
+
+pub mod store;
