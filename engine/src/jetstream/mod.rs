@@ -1,3 +1,4 @@
 //! JetStream: streams, their storage, and the `$JS.API` service.
 
+pub mod log;
 pub mod store;
