@@ -262,9 +262,15 @@ impl Conn {
 
 /// Run `case` against the server on `port`; returns the normalised output.
 async fn run_case(case: &Case, port: u16) -> String {
+    // Connections are opened on first use, so a case may start with a pause.
     let mut conns: BTreeMap<usize, Conn> = BTreeMap::new();
     let mut cur = 1;
-    conns.insert(1, Conn::open(port).await);
+    async fn conn(conns: &mut BTreeMap<usize, Conn>, n: usize, port: u16) -> &mut Conn {
+        if !conns.contains_key(&n) {
+            conns.insert(n, Conn::open(port).await);
+        }
+        conns.get_mut(&n).unwrap()
+    }
     let mut split = None;
     // Consecutive sends are one write; any other step flushes them first.
     let mut pending: Vec<u8> = Vec::new();
@@ -274,7 +280,10 @@ async fn run_case(case: &Case, port: u16) -> String {
             continue;
         }
         if !pending.is_empty() {
-            conns.get_mut(&cur).unwrap().send(&pending, split).await;
+            conn(&mut conns, cur, port)
+                .await
+                .send(&pending, split)
+                .await;
             pending.clear();
         }
         match step {
@@ -283,15 +292,21 @@ async fn run_case(case: &Case, port: u16) -> String {
             Step::Split(s) => split = *s,
             Step::Conn(n) => {
                 cur = *n;
-                if !conns.contains_key(n) {
-                    conns.insert(*n, Conn::open(port).await);
-                }
+                conn(&mut conns, cur, port).await;
             }
-            Step::Wait(t) => conns.get_mut(&cur).unwrap().wait_for(t, WAIT_LIMIT).await,
+            Step::Wait(t) => {
+                conn(&mut conns, cur, port)
+                    .await
+                    .wait_for(t, WAIT_LIMIT)
+                    .await
+            }
         }
     }
-    if !pending.is_empty() {
-        conns.get_mut(&cur).unwrap().send(&pending, split).await;
+    if !pending.is_empty() || conns.is_empty() {
+        conn(&mut conns, cur, port)
+            .await
+            .send(&pending, split)
+            .await;
     }
     // Collect until every connection is closed or quiet.
     let start = Instant::now();
