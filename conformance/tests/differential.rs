@@ -266,8 +266,8 @@ async fn run_case(case: &Case, port: u16) -> String {
     let mut conns: BTreeMap<usize, Conn> = BTreeMap::new();
     let mut cur = 1;
     async fn conn(conns: &mut BTreeMap<usize, Conn>, n: usize, port: u16) -> &mut Conn {
-        if !conns.contains_key(&n) {
-            conns.insert(n, Conn::open(port).await);
+        if let std::collections::btree_map::Entry::Vacant(e) = conns.entry(n) {
+            e.insert(Conn::open(port).await);
         }
         conns.get_mut(&n).unwrap()
     }
