@@ -93,6 +93,62 @@ impl CompiledPermissions {
             .as_ref()
             .is_none_or(|l| l.permits(subject, queue))
     }
+    /// Whether an allowed subscription to `subject` may receive messages on
+    /// subjects the subscribe deny list forbids: `subject` has a wildcard token
+    /// and some deny entry is a subset of it. nats-server then filters every
+    /// later delivery to the connection through the deny list
+    /// (`canSubscribe` / `loadMsgDenyFilter`); see [`Self::denies_delivery`].
+    pub fn sub_deny_overlaps(&self, subject: &[u8]) -> bool {
+        let Some(l) = &self.subscribe else {
+            return false;
+        };
+        subject
+            .split(|&b| b == b'.')
+            .any(|t| t == b"*" || t == b">")
+            && l.deny.iter().any(|e| is_subset_match(&e.subject, subject))
+    }
+
+    /// Whether a message on `subject` is withheld from a connection whose deny
+    /// filter is on (`checkDenySub`). Entries limited to a queue never match.
+    pub fn denies_delivery(&self, subject: &[u8]) -> bool {
+        self.subscribe.as_ref().is_some_and(|l| {
+            l.deny
+                .iter()
+                .any(|e| e.queue.is_none() && subject_matches(&e.subject, subject))
+        })
+    }
+}
+
+/// nats-server's `isSubsetMatchTokenized(tokens(subject), tokens(test))`: every
+/// subject `subject` matches is also matched by `test` (both may hold wildcards).
+fn is_subset_match(subject: &[u8], test: &[u8]) -> bool {
+    let tokens: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
+    let test: Vec<&[u8]> = test.split(|&b| b == b'.').collect();
+    for (i, t2) in test.iter().enumerate() {
+        let Some(t1) = tokens.get(i) else {
+            return false;
+        };
+        if t2.is_empty() {
+            return false;
+        }
+        if *t2 == b">" {
+            return true;
+        }
+        if t1.is_empty() || *t1 == b">" {
+            return false;
+        }
+        if *t1 == b"*" {
+            if *t2 != b"*" {
+                return false;
+            }
+            continue;
+        }
+        // As in Go, only the first byte of `t2` is looked at for `*`.
+        if t2[0] != b'*' && t1 != t2 {
+            return false;
+        }
+    }
+    tokens.len() == test.len()
 }
 
 struct UserEntry {
@@ -262,6 +318,32 @@ mod tests {
             publish: Some(l(pub_allow, pub_deny)),
             subscribe: Some(l(sub_allow, sub_deny)),
         }
+    }
+
+    // A6: a wildcard subscription overlapping the subscribe deny list turns on
+    // nats-server's per-connection delivery filter.
+    #[test]
+    fn subscribe_deny_delivery_filter() {
+        let p =
+            CompiledPermissions::compile(&perms(&[], &[], &["foo.>"], &["foo.hidden", "foo.q q"]));
+        assert!(p.sub_deny_overlaps(b"foo.*"));
+        assert!(p.sub_deny_overlaps(b"foo.>"));
+        assert!(p.sub_deny_overlaps(b">"));
+        assert!(
+            !p.sub_deny_overlaps(b"foo.hidden"),
+            "literal subscriptions never do"
+        );
+        assert!(!p.sub_deny_overlaps(b"foo.*.x"));
+        assert!(!p.sub_deny_overlaps(b"bar.*"));
+        assert!(p.denies_delivery(b"foo.hidden"));
+        assert!(
+            !p.denies_delivery(b"foo.q"),
+            "queue-limited entries never match"
+        );
+        assert!(!p.denies_delivery(b"foo.ok"));
+        assert!(is_subset_match(b"foo.*", b"*.*"));
+        assert!(!is_subset_match(b"foo.*", b"foo.bar"));
+        assert!(!is_subset_match(b"foo.>", b"foo.*"));
     }
 
     // A6: allow lists, deny lists, deny wins, queue-qualified subscribe entries.

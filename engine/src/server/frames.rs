@@ -17,6 +17,8 @@ pub(crate) fn write_msg(
     headers: Option<&[u8]>,
     payload: &[u8],
 ) {
+    // nats-server delivers an HPUB with an empty header block (`HPUB s 0 n`) as MSG.
+    let headers = headers.filter(|h| !h.is_empty());
     let mut num = itoa::Buffer::new();
     let hlen = headers.map_or(0, <[u8]>::len);
     let total = hlen + payload.len();
@@ -52,20 +54,34 @@ pub(crate) fn write_err(out: &mut BytesMut, text: &str) {
 
 /// Quotes like Go's `%q`, which nats-server uses in permission violations (rows E14–E16).
 pub(crate) fn go_quote(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(b);
-    let mut q = String::with_capacity(s.len() + 2);
+    use std::fmt::Write;
+    let mut q = String::with_capacity(b.len() + 2);
     q.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => q.push_str("\\\""),
-            '\\' => q.push_str("\\\\"),
-            '\n' => q.push_str("\\n"),
-            '\r' => q.push_str("\\r"),
-            '\t' => q.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                q.push_str(&format!("\\x{:02x}", c as u32))
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => q.push_str("\\\""),
+                '\\' => q.push_str("\\\\"),
+                '\x07' => q.push_str("\\a"),
+                '\x08' => q.push_str("\\b"),
+                '\x0c' => q.push_str("\\f"),
+                '\n' => q.push_str("\\n"),
+                '\r' => q.push_str("\\r"),
+                '\t' => q.push_str("\\t"),
+                '\x0b' => q.push_str("\\v"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    let _ = write!(q, "\\x{:02x}", c as u32);
+                }
+                // C1 controls and the soft hyphen are not printable for Go.
+                c if (0x80..0xa0).contains(&(c as u32)) || c == '\u{ad}' => {
+                    let _ = write!(q, "\\u{:04x}", c as u32);
+                }
+                c => q.push(c),
             }
-            c => q.push(c),
+        }
+        // Go escapes each byte that is not valid UTF-8 as \xNN.
+        for byte in chunk.invalid() {
+            let _ = write!(q, "\\x{byte:02x}");
         }
     }
     q.push('"');
@@ -122,11 +138,21 @@ mod tests {
             &b[..],
             b"MSG foo.bar 1 5\r\nhello\r\nHMSG foo 22 _INBOX.x 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
         );
+        // An empty header block is delivered as MSG, as nats-server does.
+        let mut b = BytesMut::new();
+        write_msg(&mut b, b"foo", b"1", None, Some(b""), b"hi");
+        assert_eq!(&b[..], b"MSG foo 1 2\r\nhi\r\n");
     }
 
     #[test]
     fn go_style_quoting() {
         assert_eq!(go_quote(b"foo.bar"), "\"foo.bar\"");
         assert_eq!(go_quote(b"a\"b\\c\x01"), "\"a\\\"b\\\\c\\x01\"");
+        assert_eq!(go_quote(b"\x07\x0b\x7f"), "\"\\a\\v\\x7f\"");
+        assert_eq!(
+            go_quote("caf\u{e9}\u{85}".as_bytes()),
+            "\"caf\u{e9}\\u0085\""
+        );
+        assert_eq!(go_quote(b"a\xffb\xe2\x82"), "\"a\\xffb\\xe2\\x82\"");
     }
 }

@@ -236,6 +236,13 @@ impl Core {
         if c.closing || (sub.conn == from && !c.opts.echo) {
             return false;
         }
+        if c.deny_filter
+            && c.permissions
+                .as_ref()
+                .is_some_and(|p| p.denies_delivery(msg.subject))
+        {
+            return false;
+        }
         if sub.max > 0 && sub.delivered >= sub.max {
             return false;
         }
@@ -772,11 +779,12 @@ impl Server {
     }
 
     fn process_connect(&mut self, now: Instant, key: usize, json: &[u8]) {
-        let opts: ConnectOptions = match serde_json::from_slice(json) {
-            Ok(o) => o,
+        // Applied onto the current options, as nats-server's json.Unmarshal does.
+        let mut opts: ConnectOptions = self.core.conns[key].opts.clone();
+        if opts.apply_json(json).is_err() {
             // nats-server closes on bad CONNECT JSON without an -ERR (row E20).
-            Err(_) => return self.close(key, CloseReason::ProtocolViolation, None),
-        };
+            return self.close(key, CloseReason::ProtocolViolation, None);
+        }
         let c = &mut self.core.conns[key];
         c.rtt_known = true;
         let was_awaiting = c.awaiting_auth;
@@ -792,7 +800,7 @@ impl Server {
                 Err(()) => return self.auth_violation(key),
             }
         }
-        if opts.account.is_some() || opts.new_account.is_some() {
+        if opts.names_account() {
             return self.auth_violation(key);
         }
         if !(0..=1).contains(&opts.protocol) {
@@ -966,6 +974,14 @@ impl Server {
             }
             return self.core.send_err(key, &text);
         }
+        if !c.deny_filter
+            && c.permissions
+                .as_ref()
+                .is_some_and(|p| p.sub_deny_overlaps(subject))
+        {
+            self.core.conns[key].deny_filter = true;
+        }
+        let c = &self.core.conns[key];
         let limit = match self.cfg.max_subscriptions {
             0 => HARD_MAX_SUBSCRIPTIONS,
             n => n.min(HARD_MAX_SUBSCRIPTIONS),
