@@ -15,7 +15,7 @@ impl Instant {
     }
 
     /// This instant plus `d`, saturating.
-    pub fn add(self, d: Duration) -> Instant {
+    pub fn after(self, d: Duration) -> Instant {
         Instant(
             self.0
                 .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),

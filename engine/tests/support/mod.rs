@@ -151,7 +151,7 @@ impl Harness {
     /// Move the fake clock forward by `d`, firing every timer that falls due on
     /// the way (at its own deadline).
     pub fn advance(&mut self, d: Duration) {
-        let target = self.now.add(d);
+        let target = self.now.after(d);
         if self.record {
             self.log.push(format!(
                 "-- +{} (t={}) --",
