@@ -4,7 +4,37 @@
 use super::conn::Conn;
 use super::frames::{write_err, write_msg};
 use super::Stats;
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
 use slab::Slab;
+
+/// The `conn` of a subscription held by a service inside the engine.
+pub(crate) const INTERNAL_CONN: usize = usize::MAX;
+
+/// Which engine service an internal subscription feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum InternalTarget {
+    /// The `$JS.API.>` service.
+    JsApi,
+    /// A stream capturing its subjects, by stream id.
+    Stream(u64),
+}
+
+/// A message delivered to an internal subscription, copied out of the read buffer.
+#[derive(Clone, Debug)]
+pub(crate) struct InternalMsg {
+    pub target: InternalTarget,
+    pub subject: Bytes,
+    pub reply: Option<Bytes>,
+    /// The header block, if the message had one.
+    pub headers: Option<Bytes>,
+    pub payload: Bytes,
+}
+
+/// Internal messages waiting for their service; past this, new ones are dropped
+/// (each input drains the queue, so only a publish storm within one read gets here).
+pub(super) const INTERNAL_QUEUE_MAX: usize = 100_000;
 
 /// One subscription.
 pub(super) struct Sub {
@@ -15,6 +45,8 @@ pub(super) struct Sub {
     /// Auto-unsubscribe after this many deliveries; 0 = no limit.
     pub(super) max: u64,
     pub(super) delivered: u64,
+    /// Set for subscriptions of engine services (`conn` is then INTERNAL_CONN).
+    pub(super) internal: Option<InternalTarget>,
 }
 
 /// A message on its way through the routing core.
@@ -40,6 +72,8 @@ pub(super) struct Core {
     pub(super) stalls: Vec<(usize, usize)>,
     pub(super) max_pending: u64,
     pub(super) stats: Stats,
+    /// Messages for engine services, handled after the current delivery.
+    pub(super) internal: VecDeque<InternalMsg>,
 }
 
 impl Core {
@@ -75,6 +109,12 @@ impl Core {
         let Some(sub) = self.subs.get_mut(sk) else {
             return false;
         };
+        if let Some(target) = sub.internal {
+            if self.internal.len() < INTERNAL_QUEUE_MAX {
+                self.internal.push_back(copy_internal(target, msg));
+            }
+            return true;
+        }
         let Some(c) = self.conns.get_mut(sub.conn) else {
             return false;
         };
@@ -127,5 +167,27 @@ impl Core {
             self.dirty.push(sub.conn);
         }
         true
+    }
+}
+
+/// Copy a message for an internal service into one allocation.
+fn copy_internal(target: InternalTarget, msg: &Msg<'_>) -> InternalMsg {
+    let reply = msg.reply.unwrap_or(b"");
+    let headers = msg.headers.unwrap_or(b"");
+    let mut buf = BytesMut::with_capacity(
+        msg.subject.len() + reply.len() + headers.len() + msg.payload.len(),
+    );
+    buf.extend_from_slice(msg.subject);
+    buf.extend_from_slice(reply);
+    buf.extend_from_slice(headers);
+    buf.extend_from_slice(msg.payload);
+    let all = buf.freeze();
+    let (s, r, h) = (msg.subject.len(), reply.len(), headers.len());
+    InternalMsg {
+        target,
+        subject: all.slice(..s),
+        reply: msg.reply.map(|_| all.slice(s..s + r)),
+        headers: msg.headers.map(|_| all.slice(s + r..s + r + h)),
+        payload: all.slice(s + r + h..),
     }
 }

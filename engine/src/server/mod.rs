@@ -231,6 +231,7 @@ impl Server {
                 stalls: Vec::new(),
                 max_pending: cfg.max_pending,
                 stats: Stats::default(),
+                internal: VecDeque::new(),
             },
             cfg,
             server_id,

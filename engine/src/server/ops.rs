@@ -390,6 +390,7 @@ impl Server {
             queue: queue.map(Into::into),
             max: 0,
             delivered: 0,
+            internal: None,
         });
         self.core.conns[key].sids.insert(sid.into(), sk);
         self.index.insert(subject, queue, sk);

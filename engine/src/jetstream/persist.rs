@@ -1,0 +1,268 @@
+//! File persistence of one stream, expressed as storage operations.
+//!
+//! Layout under the store directory:
+//! - `streams/<name>/meta.json`: the config and creation time, replaced
+//!   atomically (write a temporary file, sync it, rename it over).
+//! - `streams/<name>/log/<n>.seg`: the record log (see [`super::log`]), split
+//!   into segments of about [`SEGMENT_BYTES`]. Only the last segment is appended to.
+//!
+//! Records are queued as the stream changes and emitted, one `Write` and one
+//! `Sync` per stream, when the engine flushes at the end of an input: every
+//! publish of that input shares the fsync (group commit), and its PubAck waits for
+//! the Sync's completion.
+
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
+
+use super::log;
+use super::store::StoredMsg;
+use crate::storage::{StorageId, StorageOp};
+
+/// A segment is closed, and a new one started, past this size.
+pub const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Allocates storage operation ids.
+#[derive(Debug, Default)]
+pub struct OpIds(u64);
+
+impl OpIds {
+    pub fn next(&mut self) -> StorageId {
+        self.0 += 1;
+        StorageId(self.0)
+    }
+}
+
+/// Storage operations to emit, in order.
+pub type OpQueue = Vec<(StorageId, StorageOp)>;
+
+/// The persistence state of one file-backed stream.
+#[derive(Debug)]
+pub struct Persist {
+    dir: String,
+    /// Number of the segment being appended to.
+    seg: u64,
+    /// Bytes written to it (or queued for writing).
+    seg_len: u64,
+    /// Encoded records not yet emitted.
+    pending: BytesMut,
+    /// Highest sequence held in each segment (0 if none), for dropping old ones.
+    segments: BTreeMap<u64, u64>,
+}
+
+pub fn stream_dir(name: &str) -> String {
+    format!("streams/{name}")
+}
+
+pub fn segment_name(n: u64) -> String {
+    format!("{n:010}.seg")
+}
+
+impl Persist {
+    /// A fresh stream whose next sequence is `next_seq`.
+    pub fn new(name: &str, next_seq: u64) -> Persist {
+        let mut p = Persist {
+            dir: stream_dir(name),
+            seg: 1,
+            seg_len: 0,
+            pending: BytesMut::new(),
+            segments: BTreeMap::from([(1, 0)]),
+        };
+        log::encode_next(&mut p.pending, next_seq);
+        p
+    }
+
+    /// A recovered stream: `segments` maps each segment to its highest sequence,
+    /// and the last one, of `last_len` good bytes, is appended to.
+    pub fn recovered(name: &str, segments: BTreeMap<u64, u64>, last_len: u64) -> Persist {
+        let seg = segments.keys().next_back().copied().unwrap_or(1);
+        let mut segments = segments;
+        segments.entry(seg).or_insert(0);
+        Persist {
+            dir: stream_dir(name),
+            seg,
+            seg_len: last_len,
+            pending: BytesMut::new(),
+            segments,
+        }
+    }
+
+    fn seg_path(&self, n: u64) -> String {
+        format!("{}/log/{}", self.dir, segment_name(n))
+    }
+
+    /// Write `meta.json` atomically.
+    pub fn write_meta(&self, json: Bytes, ids: &mut OpIds, ops: &mut OpQueue) {
+        let tmp = format!("{}/meta.json.tmp", self.dir);
+        let len = json.len() as u64;
+        ops.push((
+            ids.next(),
+            StorageOp::Write {
+                file: tmp.clone(),
+                offset: 0,
+                data: json,
+            },
+        ));
+        ops.push((
+            ids.next(),
+            StorageOp::Truncate {
+                file: tmp.clone(),
+                len,
+            },
+        ));
+        ops.push((ids.next(), StorageOp::Sync { file: tmp.clone() }));
+        ops.push((
+            ids.next(),
+            StorageOp::Rename {
+                from: tmp,
+                to: format!("{}/meta.json", self.dir),
+            },
+        ));
+    }
+
+    pub fn log_msg(&mut self, m: &StoredMsg) {
+        log::encode_msg(&mut self.pending, m);
+        let top = self.segments.entry(self.seg).or_insert(0);
+        *top = (*top).max(m.seq);
+    }
+
+    pub fn log_delete(&mut self, seqs: &[u64]) {
+        if !seqs.is_empty() {
+            log::encode_delete(&mut self.pending, seqs);
+        }
+    }
+
+    pub fn log_next(&mut self, next: u64) {
+        log::encode_next(&mut self.pending, next);
+    }
+
+    /// Emit what was queued: one Write and one Sync. Returns the Sync's id, which
+    /// completes once everything logged so far is durable. `next_seq` starts a new
+    /// segment when this one is full. `first_seq` lets whole segments below it go.
+    pub fn flush(
+        &mut self,
+        next_seq: u64,
+        first_seq: u64,
+        ids: &mut OpIds,
+        ops: &mut OpQueue,
+    ) -> Option<StorageId> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let data = self.pending.split().freeze();
+        let len = data.len() as u64;
+        let file = self.seg_path(self.seg);
+        ops.push((
+            ids.next(),
+            StorageOp::Write {
+                file: file.clone(),
+                offset: self.seg_len,
+                data,
+            },
+        ));
+        self.seg_len += len;
+        let sync = ids.next();
+        ops.push((sync, StorageOp::Sync { file }));
+        if self.seg_len >= SEGMENT_BYTES {
+            self.seg += 1;
+            self.seg_len = 0;
+            self.segments.insert(self.seg, 0);
+            log::encode_next(&mut self.pending, next_seq);
+        }
+        self.drop_old_segments(first_seq, ids, ops);
+        Some(sync)
+    }
+
+    /// Remove leading segments all of whose messages are gone. Only the head is
+    /// removed, so a DELETE record never outlives a message it removed.
+    fn drop_old_segments(&mut self, first_seq: u64, ids: &mut OpIds, ops: &mut OpQueue) {
+        while self.segments.len() > 1 {
+            let Some((&n, &max)) = self.segments.iter().next() else {
+                break;
+            };
+            if n == self.seg || max >= first_seq {
+                break;
+            }
+            self.segments.remove(&n);
+            ops.push((
+                ids.next(),
+                StorageOp::Remove {
+                    file: self.seg_path(n),
+                },
+            ));
+        }
+    }
+
+    /// Remove everything of this stream.
+    pub fn remove_all(&self, ids: &mut OpIds, ops: &mut OpQueue) {
+        ops.push((
+            ids.next(),
+            StorageOp::RemoveDir {
+                dir: self.dir.clone(),
+            },
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(seq: u64) -> StoredMsg {
+        StoredMsg {
+            seq,
+            subject: Bytes::from_static(b"s"),
+            headers: Bytes::new(),
+            data: Bytes::from(vec![b'x'; 1024 * 1024]),
+            ts: seq as i64,
+        }
+    }
+
+    #[test]
+    fn flush_writes_then_syncs_and_rolls_segments() {
+        let mut ids = OpIds::default();
+        let mut ops = Vec::new();
+        let mut p = Persist::new("S", 1);
+        assert!(
+            p.flush(1, 1, &mut ids, &mut ops).is_some(),
+            "the NEXT record"
+        );
+        for s in 1..=40 {
+            p.log_msg(&msg(s));
+            p.flush(s + 1, 1, &mut ids, &mut ops);
+        }
+        let writes: Vec<&str> = ops
+            .iter()
+            .filter_map(|(_, op)| {
+                if let StorageOp::Write { file, .. } = op {
+                    Some(file.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(writes.first(), Some(&"streams/S/log/0000000001.seg"));
+        assert_eq!(writes.last(), Some(&"streams/S/log/0000000003.seg"));
+        // Every Write is followed by a Sync of the same file.
+        for pair in ops.windows(2) {
+            if let (StorageOp::Write { file, .. }, next) = (&pair[0].1, &pair[1].1) {
+                assert_eq!(next, &StorageOp::Sync { file: file.clone() });
+            }
+        }
+        // Once every message of segment 1 is gone it is removed; segment 2 stays.
+        ops.clear();
+        p.log_delete(&[1]);
+        p.flush(41, 17, &mut ids, &mut ops);
+        let removed: Vec<&StorageOp> = ops
+            .iter()
+            .map(|(_, op)| op)
+            .filter(|op| matches!(op, StorageOp::Remove { .. }))
+            .collect();
+        assert_eq!(
+            removed,
+            vec![&StorageOp::Remove {
+                file: "streams/S/log/0000000001.seg".into()
+            }]
+        );
+    }
+}
