@@ -1,0 +1,759 @@
+//! The JetStream service: the `$JS.API` request handlers, message capture into
+//! streams, PubAcks that wait for durability, and recovery of file-backed
+//! streams at start. It talks to the routing core only through [`Effects`].
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::errors::{self, ApiError};
+use super::headers;
+use super::log::{self, Record};
+use super::persist::{self, OpIds, OpQueue, Persist};
+use super::store::{Accounting, MsgStore};
+use super::stream::{Stored, Stream};
+use super::time::Timestamp;
+use super::types::{self, *};
+use crate::storage::{StorageId, StorageOp, StorageResult};
+use crate::subject::{is_valid_subject, subject_matches};
+
+/// Names endpoints page at this many entries, list endpoints at [`LIST_LIMIT`] (row J6).
+const NAMES_LIMIT: usize = 1024;
+const LIST_LIMIT: usize = 256;
+/// Streams one account may have.
+const MAX_STREAMS: usize = 10_000;
+/// Reads issued for one segment file (segments are at most a little over 16 MiB).
+const SEGMENT_READ_MAX: u64 = 1 << 31;
+
+/// The API subjects the service answers (others get no responders, as in nats-server).
+pub const API_SUBJECTS: &[&str] = &[
+    "$JS.API.INFO",
+    "$JS.API.STREAM.CREATE.*",
+    "$JS.API.STREAM.UPDATE.*",
+    "$JS.API.STREAM.NAMES",
+    "$JS.API.STREAM.LIST",
+    "$JS.API.STREAM.INFO.*",
+    "$JS.API.STREAM.DELETE.*",
+    "$JS.API.STREAM.PURGE.*",
+    "$JS.API.STREAM.MSG.GET.*",
+    "$JS.API.STREAM.MSG.DELETE.*",
+];
+
+/// JetStream settings from the server config.
+#[derive(Clone, Debug)]
+pub struct JsConfig {
+    /// Name reported as the stream leader.
+    pub server_name: String,
+    /// Bytes of memory storage allowed (-1: unlimited).
+    pub max_memory: i64,
+    /// Bytes of file storage allowed (-1: unlimited).
+    pub max_store: i64,
+    /// Whether file-backed streams persist through storage operations. Off, file
+    /// streams behave like memory streams (used where no disk executor exists).
+    pub persist: bool,
+}
+
+/// Which part of the service an internal subscription feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    /// The `$JS.API` request handlers.
+    Api,
+    /// A stream capturing its subjects, by stream id.
+    Stream(u64),
+    /// A stream's direct-get subjects, by stream id.
+    Direct(u64),
+}
+
+/// A message the service publishes into the routing core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub subject: Bytes,
+    pub headers: Option<Bytes>,
+    pub payload: Bytes,
+}
+
+/// What the service asks of the server.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub publish: Vec<Outgoing>,
+    /// Internal subscriptions to add and remove.
+    pub subscribe: Vec<(Target, String)>,
+    pub unsubscribe: Vec<(Target, String)>,
+    pub storage: OpQueue,
+}
+
+impl Effects {
+    fn reply<T: Serialize>(&mut self, reply: &Bytes, body: &T) {
+        if let Ok(json) = serde_json::to_vec(body) {
+            self.publish.push(Outgoing { subject: reply.clone(), headers: None, payload: Bytes::from(json) });
+        }
+    }
+}
+
+/// A PubAck waiting for its log records to be durable.
+struct PendingAck {
+    reply: Bytes,
+    payload: Bytes,
+}
+
+#[derive(Debug)]
+enum Recovering {
+    ListStreams,
+    Meta(String),
+    ListLog(String),
+    Segment { stream: String, seg: u64 },
+}
+
+/// What recovery has gathered for one stream.
+#[derive(Default)]
+struct Found {
+    meta: Option<Meta>,
+    segments: Vec<u64>,
+    data: BTreeMap<u64, Bytes>,
+}
+
+/// The contents of `meta.json`.
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    config: StreamConfig,
+    created: i64,
+}
+
+pub struct JetStream {
+    cfg: JsConfig,
+    streams: BTreeMap<String, Stream>,
+    next_id: u64,
+    api: ApiStats,
+    ids: OpIds,
+    /// Acks by the id of the Sync that makes them true.
+    waiting: BTreeMap<StorageId, Vec<PendingAck>>,
+    /// Recovery operations in flight; the service is ready when none are left.
+    recovering: BTreeMap<StorageId, Recovering>,
+    found: BTreeMap<String, Found>,
+    ready: bool,
+}
+
+impl JetStream {
+    /// Start the service. With persistence on, recovery begins: its storage
+    /// operations are in `fx`, and requests are refused until it completes.
+    pub fn start(cfg: JsConfig, fx: &mut Effects) -> JetStream {
+        let mut js = JetStream {
+            cfg,
+            streams: BTreeMap::new(),
+            next_id: 1,
+            api: ApiStats::default(),
+            ids: OpIds::default(),
+            waiting: BTreeMap::new(),
+            recovering: BTreeMap::new(),
+            found: BTreeMap::new(),
+            ready: false,
+        };
+        for s in API_SUBJECTS {
+            fx.subscribe.push((Target::Api, s.to_string()));
+        }
+        if js.cfg.persist {
+            let id = js.ids.next();
+            js.recovering.insert(id, Recovering::ListStreams);
+            fx.storage.push((id, StorageOp::List { dir: "streams".into() }));
+        } else {
+            js.ready = true;
+        }
+        js
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// The stream (by id) that owns an internal subscription.
+    fn stream_by_id(&mut self, id: u64) -> Option<&mut Stream> {
+        self.streams.values_mut().find(|s| s.id == id)
+    }
+
+    /// A message published on a stream's subjects.
+    pub fn capture(&mut self, stream_id: u64, subject: &Bytes, reply: Option<&Bytes>, hdrs: Option<&Bytes>, data: &Bytes, now: i64, fx: &mut Effects) {
+        let Some(stream) = self.stream_by_id(stream_id) else { return };
+        let name = stream.config.name.clone();
+        let no_ack = stream.config.no_ack;
+        let result = stream.publish(subject, hdrs, data, now);
+        let persisted = stream.persist.is_some();
+        let Some(reply) = reply.filter(|r| !r.is_empty()) else { return };
+        if no_ack {
+            return;
+        }
+        let payload = match &result {
+            Ok(Stored::New(seq)) => PubAck { stream: name, seq: *seq, ..PubAck::default() }.to_wire(),
+            Ok(Stored::Duplicate(seq)) => PubAck { stream: name, seq: *seq, duplicate: true, ..PubAck::default() }.to_wire(),
+            Err(e) => serde_json::to_vec(&PubAckResponse::error(name, e.clone())).unwrap_or_default(),
+        };
+        let ack = PendingAck { reply: reply.clone(), payload: Bytes::from(payload) };
+        if persisted && matches!(result, Ok(Stored::New(_))) {
+            // Held until the flush at the end of this input makes it durable.
+            self.waiting.entry(StorageId(0)).or_default().push(ack);
+        } else {
+            fx.publish.push(Outgoing { subject: ack.reply, headers: None, payload: ack.payload });
+        }
+    }
+
+    /// End of an input: emit every stream's queued log records (one write and
+    /// one fsync per stream) and attach the held acks to the last sync.
+    pub fn flush(&mut self, fx: &mut Effects) {
+        let mut last_sync = None;
+        for s in self.streams.values_mut() {
+            if let Some(id) = s.flush(&mut self.ids, &mut fx.storage) {
+                last_sync = Some(id);
+            }
+        }
+        if let Some(held) = self.waiting.remove(&StorageId(0)) {
+            match last_sync {
+                // Syncs complete in order, so the last one covers every stream.
+                Some(id) => self.waiting.entry(id).or_default().extend(held),
+                None => {
+                    for a in held {
+                        fx.publish.push(Outgoing { subject: a.reply, headers: None, payload: a.payload });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Expire messages by max_age; returns the next time (unix ns) to call again.
+    pub fn tick(&mut self, now: i64) -> Option<i64> {
+        let mut next: Option<i64> = None;
+        for s in self.streams.values_mut() {
+            if s.config.max_age > 0 {
+                s.expire(now);
+                if let Some(at) = s.store.next_expiry(s.config.max_age) {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+        }
+        next
+    }
+
+    /// A storage operation completed.
+    pub fn storage_done(&mut self, id: StorageId, result: StorageResult, fx: &mut Effects) {
+        if let Some(acks) = self.waiting.remove(&id) {
+            match &result {
+                StorageResult::Error(e) => {
+                    for a in acks {
+                        let err = errors::stream_store_failed(e);
+                        let body = serde_json::to_vec(&serde_json::json!({"error": err})).unwrap_or_default();
+                        fx.publish.push(Outgoing { subject: a.reply, headers: None, payload: Bytes::from(body) });
+                    }
+                }
+                _ => {
+                    for a in acks {
+                        fx.publish.push(Outgoing { subject: a.reply, headers: None, payload: a.payload });
+                    }
+                }
+            }
+            return;
+        }
+        if let Some(step) = self.recovering.remove(&id) {
+            self.recover_step(step, result, fx);
+        }
+    }
+
+    // ----- recovery -----
+
+    fn recover_step(&mut self, step: Recovering, result: StorageResult, fx: &mut Effects) {
+        match (step, result) {
+            (Recovering::ListStreams, StorageResult::Names(names)) => {
+                for name in names {
+                    if !is_valid_name(&name) {
+                        continue;
+                    }
+                    let dir = persist::stream_dir(&name);
+                    let id = self.ids.next();
+                    self.recovering.insert(id, Recovering::Meta(name.clone()));
+                    fx.storage.push((id, StorageOp::Read { file: format!("{dir}/meta.json"), offset: 0, len: 1 << 24 }));
+                    let id = self.ids.next();
+                    self.recovering.insert(id, Recovering::ListLog(name.clone()));
+                    fx.storage.push((id, StorageOp::List { dir: format!("{dir}/log") }));
+                    self.found.insert(name, Found::default());
+                }
+            }
+            (Recovering::Meta(name), StorageResult::Data(data)) => match serde_json::from_slice::<Meta>(&data) {
+                Ok(meta) => {
+                    if let Some(f) = self.found.get_mut(&name) {
+                        f.meta = Some(meta);
+                    }
+                }
+                Err(e) => tracing::warn!("JetStream stream '{name}': unreadable meta.json ({e}); stream skipped, files kept"),
+            },
+            (Recovering::ListLog(name), StorageResult::Names(names)) => {
+                let dir = persist::stream_dir(&name);
+                let mut segs: Vec<u64> = names.iter().filter_map(|n| n.strip_suffix(".seg")?.parse().ok()).collect();
+                segs.sort_unstable();
+                for &seg in &segs {
+                    let id = self.ids.next();
+                    self.recovering.insert(id, Recovering::Segment { stream: name.clone(), seg });
+                    let file = format!("{dir}/log/{}", persist::segment_name(seg));
+                    fx.storage.push((id, StorageOp::Read { file, offset: 0, len: SEGMENT_READ_MAX }));
+                }
+                if let Some(f) = self.found.get_mut(&name) {
+                    f.segments = segs;
+                }
+            }
+            (Recovering::Segment { stream, seg }, StorageResult::Data(data)) => {
+                if let Some(f) = self.found.get_mut(&stream) {
+                    f.data.insert(seg, data);
+                }
+            }
+            (step, StorageResult::Error(e)) => {
+                tracing::warn!("JetStream recovery: {step:?} failed: {e}");
+            }
+            (step, other) => tracing::warn!("JetStream recovery: {step:?} gave unexpected {other:?}"),
+        }
+        if self.recovering.is_empty() && !self.ready {
+            self.finish_recovery(fx);
+        }
+    }
+
+    fn finish_recovery(&mut self, fx: &mut Effects) {
+        let found = std::mem::take(&mut self.found);
+        for (name, f) in found {
+            let Some(meta) = f.meta else { continue };
+            let mut store = MsgStore::new(Accounting::File, 1);
+            let mut segments = BTreeMap::new();
+            let mut last_len = 0;
+            let last_seg = f.segments.last().copied();
+            for seg in &f.segments {
+                let Some(data) = f.data.get(seg) else { continue };
+                let decoded = log::decode(data);
+                for off in &decoded.corrupt {
+                    tracing::warn!("JetStream stream '{name}': corrupt record in segment {seg} at offset {off}, skipped");
+                }
+                let mut max = 0;
+                for r in decoded.records {
+                    match r {
+                        Record::Msg(m) => {
+                            max = max.max(m.seq);
+                            store.insert(m);
+                        }
+                        Record::Delete(runs) => {
+                            for (first, len) in runs {
+                                for s in first..first.saturating_add(len) {
+                                    store.remove(s);
+                                }
+                            }
+                        }
+                        Record::Next(n) => store.skip_to(n),
+                    }
+                }
+                segments.insert(*seg, max);
+                if Some(*seg) == last_seg {
+                    last_len = decoded.good_len;
+                    if decoded.good_len < data.len() as u64 {
+                        tracing::warn!(
+                            "JetStream stream '{name}': torn tail of {} bytes in segment {seg} cut off",
+                            data.len() as u64 - decoded.good_len
+                        );
+                        let file = format!("{}/log/{}", persist::stream_dir(&name), persist::segment_name(*seg));
+                        fx.storage.push((self.ids.next(), StorageOp::Truncate { file, len: decoded.good_len }));
+                    }
+                }
+            }
+            let persist = if segments.is_empty() {
+                Persist::new(&name, store.last_seq() + 1)
+            } else {
+                Persist::recovered(&name, segments, last_len)
+            };
+            let id = self.next_id;
+            self.next_id += 1;
+            let stream = Stream::recovered(id, meta.config, meta.created, store, persist);
+            subscribe_stream(&stream.config, id, &mut fx.subscribe);
+            tracing::info!("  Restored {} messages for stream '{name}'", stream.store.len());
+            self.streams.insert(name, stream);
+        }
+        self.ready = true;
+    }
+
+    // ----- the API -----
+
+    /// A request on one of the API subjects.
+    pub fn api(&mut self, subject: &str, reply: Option<&Bytes>, body: &Bytes, now: i64, fx: &mut Effects) {
+        let Some(reply) = reply.filter(|r| !r.is_empty()) else { return };
+        self.api.total += 1;
+        let before = fx.publish.len();
+        let rest = subject.strip_prefix("$JS.API.").unwrap_or("");
+        let (op, name) = match rest.rsplit_once('.') {
+            Some((op, name)) if op.starts_with("STREAM.") && op != "STREAM" => (op, name),
+            _ => (rest, ""),
+        };
+        if !self.ready {
+            let err = errors::insufficient_resources();
+            self.api.errors += 1;
+            fx.reply(reply, &serde_json::json!({"type": "io.nats.jetstream.api.v1.error", "error": err}));
+            return;
+        }
+        match op {
+            "INFO" => self.account_info(reply, fx),
+            "STREAM.CREATE" => self.stream_create(name, reply, body, now, fx),
+            "STREAM.UPDATE" => self.stream_update(name, reply, body, fx),
+            "STREAM.INFO" => self.stream_info(name, reply, body, fx),
+            "STREAM.DELETE" => self.stream_delete(name, reply, fx),
+            "STREAM.NAMES" => self.stream_names(reply, body, fx),
+            "STREAM.LIST" => self.stream_list(reply, body, fx),
+            "STREAM.PURGE" => self.stream_purge(name, reply, body, fx),
+            "STREAM.MSG.GET" => self.msg_get(name, reply, body, fx),
+            "STREAM.MSG.DELETE" => self.msg_delete(name, reply, body, fx),
+            _ => {}
+        }
+        if fx.publish[before..].iter().any(|o| o.payload.starts_with(b"{\"type\"") && is_error(&o.payload)) {
+            self.api.errors += 1;
+        }
+    }
+
+    fn usage(&self) -> (u64, u64) {
+        let mut mem = 0;
+        let mut file = 0;
+        for s in self.streams.values() {
+            match s.config.storage {
+                StorageType::Memory => mem += s.store.bytes(),
+                StorageType::File => file += s.store.bytes(),
+            }
+        }
+        (mem, file)
+    }
+
+    fn account_info(&mut self, reply: &Bytes, fx: &mut Effects) {
+        let (memory, storage) = self.usage();
+        let stats = AccountStats {
+            memory,
+            storage,
+            streams: self.streams.len(),
+            consumers: 0,
+            limits: AccountLimits {
+                max_memory: -1,
+                max_storage: -1,
+                max_streams: -1,
+                max_consumers: -1,
+                max_ack_pending: -1,
+                memory_max_stream_bytes: -1,
+                storage_max_stream_bytes: -1,
+                max_bytes_required: false,
+            },
+            domain: String::new(),
+            api: self.api,
+            tiers: BTreeMap::new(),
+        };
+        fx.reply(reply, &AccountInfoResponse::ok(stats));
+    }
+
+    fn limits(&self) -> ServerLimits {
+        ServerLimits::default()
+    }
+
+    fn overlaps_other(&self, cfg: &StreamConfig) -> bool {
+        self.streams.values().filter(|s| s.config.name != cfg.name).any(|s| {
+            s.config.subjects.iter().any(|a| cfg.subjects.iter().any(|b| subjects_overlap(a, b)))
+        })
+    }
+
+    fn stream_create(&mut self, name: &str, reply: &Bytes, body: &Bytes, now: i64, fx: &mut Effects) {
+        let fail = |fx: &mut Effects, e: ApiError| fx.reply(reply, &StreamCreateResponse::error(e));
+        let mut cfg: StreamConfig = match types::parse_request(body) {
+            Ok(c) => c,
+            Err(e) => return fail(fx, e),
+        };
+        if cfg.name.is_empty() {
+            cfg.name = name.to_string();
+        } else if cfg.name != name {
+            return fail(fx, errors::stream_mismatch());
+        }
+        if let Err(e) = cfg.normalize_for_create(&self.limits()) {
+            return fail(fx, e);
+        }
+        if let Some(existing) = self.streams.get(&cfg.name) {
+            if existing.config == cfg {
+                let mut resp = StreamCreateResponse::ok(existing.info());
+                resp.did_create = false;
+                return fx.reply(reply, &resp);
+            }
+            return fail(fx, errors::stream_name_exist());
+        }
+        if self.overlaps_other(&cfg) {
+            return fail(fx, errors::stream_subject_overlap());
+        }
+        if self.streams.len() >= MAX_STREAMS {
+            return fail(fx, errors::maximum_streams_limit());
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut stream = Stream::new(id, cfg.clone(), now);
+        if !self.cfg.persist {
+            stream.persist = None;
+        }
+        if let Some(p) = &stream.persist {
+            let meta = Meta { config: cfg.clone(), created: now };
+            p.write_meta(Bytes::from(serde_json::to_vec(&meta).unwrap_or_default()), &mut self.ids, &mut fx.storage);
+        }
+        subscribe_stream(&cfg, id, &mut fx.subscribe);
+        fx.reply(reply, &StreamCreateResponse::ok(stream.info()));
+        self.streams.insert(cfg.name.clone(), stream);
+    }
+
+    fn stream_update(&mut self, name: &str, reply: &Bytes, body: &Bytes, fx: &mut Effects) {
+        let fail = |fx: &mut Effects, e: ApiError| fx.reply(reply, &StreamUpdateResponse::error(e));
+        let mut cfg: StreamConfig = match types::parse_request(body) {
+            Ok(c) => c,
+            Err(e) => return fail(fx, e),
+        };
+        if cfg.name.is_empty() {
+            cfg.name = name.to_string();
+        } else if cfg.name != name {
+            return fail(fx, errors::stream_mismatch());
+        }
+        if let Err(e) = cfg.normalize(&self.limits()) {
+            return fail(fx, e);
+        }
+        let Some(old) = self.streams.get(name).map(|s| s.config.clone()) else {
+            return fail(fx, errors::stream_not_found());
+        };
+        let cfg = match types::apply_update(&old, &cfg) {
+            Ok(c) => c,
+            Err(e) => return fail(fx, e),
+        };
+        if self.overlaps_other(&cfg) {
+            return fail(fx, errors::stream_subject_overlap());
+        }
+        let Some(stream) = self.streams.get_mut(name) else { return };
+        subscribe_stream(&old, stream.id, &mut fx.unsubscribe);
+        subscribe_stream(&cfg, stream.id, &mut fx.subscribe);
+        stream.config = cfg.clone();
+        let now = stream.store.last_ts();
+        let removed = stream.store.enforce(&stream.limits(), now, None);
+        stream.log_removed(&removed.seqs);
+        if let Some(p) = &stream.persist {
+            let meta = Meta { config: cfg, created: stream.created };
+            p.write_meta(Bytes::from(serde_json::to_vec(&meta).unwrap_or_default()), &mut self.ids, &mut fx.storage);
+        }
+        fx.reply(reply, &StreamUpdateResponse::ok(stream.info()));
+    }
+
+    fn stream_info(&mut self, name: &str, reply: &Bytes, body: &Bytes, fx: &mut Effects) {
+        let req: StreamInfoRequest = match types::parse_request(body) {
+            Ok(r) => r,
+            Err(e) => return fx.reply(reply, &StreamInfoResponse::error(e)),
+        };
+        let Some(stream) = self.streams.get(name) else {
+            return fx.reply(reply, &StreamInfoResponse::error(errors::stream_not_found()));
+        };
+        let mut info = stream.info();
+        info.cluster = Some(ClusterInfo { leader: self.cfg.server_name.clone(), ..ClusterInfo::default() });
+        let mut paged = ApiPaged::default();
+        if !req.subjects_filter.is_empty() {
+            let counts = stream.store.subject_counts(req.subjects_filter.as_bytes());
+            paged = ApiPaged { total: counts.len(), offset: req.offset, limit: 100_000 };
+            info.state.subjects = counts
+                .into_iter()
+                .skip(req.offset)
+                .take(100_000)
+                .map(|(s, n)| (String::from_utf8_lossy(&s).into_owned(), n))
+                .collect();
+        }
+        if req.deleted_details {
+            let first = stream.store.first_seq();
+            let last = stream.store.last_seq();
+            info.state.deleted = (first..=last).filter(|s| stream.store.get(*s).is_none()).take(100_000).collect();
+        }
+        fx.reply(reply, &StreamInfoResponse::ok(info, paged));
+    }
+
+    fn stream_delete(&mut self, name: &str, reply: &Bytes, fx: &mut Effects) {
+        let Some(stream) = self.streams.remove(name) else {
+            return fx.reply(reply, &StreamDeleteResponse::error(errors::stream_not_found()));
+        };
+        subscribe_stream(&stream.config, stream.id, &mut fx.unsubscribe);
+        if let Some(p) = &stream.persist {
+            p.remove_all(&mut self.ids, &mut fx.storage);
+        }
+        fx.reply(reply, &StreamDeleteResponse::ok());
+    }
+
+    /// Stream names matching a names/list request's subject filter, sorted.
+    fn matching_names(&self, subject: &str) -> Vec<String> {
+        self.streams
+            .values()
+            .filter(|s| subject.is_empty() || s.config.subjects.iter().any(|x| subjects_overlap(x, subject)))
+            .map(|s| s.config.name.clone())
+            .collect()
+    }
+
+    fn stream_names(&mut self, reply: &Bytes, body: &Bytes, fx: &mut Effects) {
+        let req: StreamNamesRequest = match types::parse_request(body) {
+            Ok(r) => r,
+            Err(e) => return fx.reply(reply, &StreamNamesResponse::error(e)),
+        };
+        if !req.subject.is_empty() && !is_valid_subject(req.subject.as_bytes()) {
+            return fx.reply(reply, &StreamNamesResponse::error(errors::bad_request()));
+        }
+        let names = self.matching_names(&req.subject);
+        let total = names.len();
+        let page: Vec<String> = names.into_iter().skip(req.offset).take(NAMES_LIMIT).collect();
+        fx.reply(reply, &StreamNamesResponse::ok(page, ApiPaged { total, offset: req.offset, limit: NAMES_LIMIT }));
+    }
+
+    fn stream_list(&mut self, reply: &Bytes, body: &Bytes, fx: &mut Effects) {
+        let req: StreamListRequest = match types::parse_request(body) {
+            Ok(r) => r,
+            Err(e) => return fx.reply(reply, &StreamListResponse::error(e)),
+        };
+        let names = self.matching_names(&req.subject);
+        let total = names.len();
+        let infos: Vec<StreamInfo> =
+            names.iter().skip(req.offset).take(LIST_LIMIT).filter_map(|n| self.streams.get(n)).map(Stream::info).collect();
+        fx.reply(reply, &StreamListResponse::ok(infos, ApiPaged { total, offset: req.offset, limit: LIST_LIMIT }));
+    }
+
+    fn stream_purge(&mut self, name: &str, reply: &Bytes, body: &Bytes, fx: &mut Effects) {
+        let fail = |fx: &mut Effects, e: ApiError| fx.reply(reply, &StreamPurgeResponse::error(e));
+        let req: StreamPurgeRequest = match types::parse_request(body) {
+            Ok(r) => r,
+            Err(e) => return fail(fx, e),
+        };
+        let Some(stream) = self.streams.get_mut(name) else { return fail(fx, errors::stream_not_found()) };
+        if stream.config.sealed {
+            return fail(fx, errors::stream_sealed());
+        }
+        if stream.config.deny_purge {
+            return fail(fx, errors::stream_purge_not_permitted());
+        }
+        if req.seq > 0 && req.keep > 0 {
+            return fail(fx, errors::bad_request());
+        }
+        let filter = (!req.filter.is_empty()).then(|| req.filter.as_bytes());
+        if filter.is_some_and(|f| !is_valid_subject(f)) {
+            return fail(fx, errors::bad_request());
+        }
+        let upto = (req.seq > 0).then_some(req.seq);
+        let keep = (req.keep > 0).then_some(req.keep);
+        let next_before = stream.store.last_seq() + 1;
+        let removed = stream.store.purge(filter, upto, keep);
+        stream.log_removed(&removed.seqs);
+        let next_after = stream.store.last_seq() + 1;
+        if next_after != next_before {
+            if let Some(p) = stream.persist.as_mut() {
+                p.log_next(next_after);
+            }
+        }
+        fx.reply(reply, &StreamPurgeResponse::ok(removed.seqs.len() as u64));
+    }
+
+    fn msg_get(&mut self, name: &str, reply: &Bytes, body: &Bytes, fx: &mut Effects) {
+        let fail = |fx: &mut Effects, e: ApiError| fx.reply(reply, &MsgGetResponse::error(e));
+        let req: MsgGetRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => return fail(fx, errors::invalid_json(e)),
+        };
+        let Some(stream) = self.streams.get(name) else { return fail(fx, errors::stream_not_found()) };
+        let forms = [req.seq > 0 && req.next_by_subj.is_empty(), !req.last_by_subj.is_empty(), !req.next_by_subj.is_empty()];
+        if forms.iter().filter(|f| **f).count() != 1 {
+            return fail(fx, errors::bad_request());
+        }
+        let found = if !req.last_by_subj.is_empty() {
+            stream.store.last_matching(req.last_by_subj.as_bytes())
+        } else if !req.next_by_subj.is_empty() {
+            stream.store.next_matching(req.seq.max(1), req.next_by_subj.as_bytes())
+        } else {
+            stream.store.get(req.seq)
+        };
+        match found {
+            Some(m) => fx.reply(reply, &MsgGetResponse::ok(Stream::api_msg(m))),
+            None => fail(fx, errors::no_message_found()),
+        }
+    }
+
+    fn msg_delete(&mut self, name: &str, reply: &Bytes, body: &Bytes, fx: &mut Effects) {
+        let fail = |fx: &mut Effects, e: ApiError| fx.reply(reply, &MsgDeleteResponse::error(e));
+        let req: MsgDeleteRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => return fail(fx, errors::invalid_json(e)),
+        };
+        let Some(stream) = self.streams.get_mut(name) else { return fail(fx, errors::stream_not_found()) };
+        if stream.config.sealed {
+            return fail(fx, errors::stream_sealed());
+        }
+        if stream.config.deny_delete {
+            return fail(fx, errors::message_delete_not_permitted());
+        }
+        if stream.store.remove(req.seq).is_none() {
+            return fail(fx, errors::sequence_not_found(req.seq));
+        }
+        stream.log_removed(&[req.seq]);
+        fx.reply(reply, &MsgDeleteResponse::ok());
+    }
+
+    /// `$JS.API.DIRECT.GET.<stream>[.<subject>]` (row S11, S12): the message
+    /// itself, with Nats-* headers, or a status.
+    pub fn direct_get(&mut self, stream_id: u64, subject: &str, reply: Option<&Bytes>, body: &Bytes, fx: &mut Effects) {
+        let Some(reply) = reply.filter(|r| !r.is_empty()).cloned() else { return };
+        let Some(stream) = self.stream_by_id(stream_id) else { return };
+        let prefix = format!("$JS.API.DIRECT.GET.{}", stream.config.name);
+        let status = |fx: &mut Effects, s: &str| {
+            fx.publish.push(Outgoing {
+                subject: reply.clone(),
+                headers: Some(Bytes::from(headers::build(Some(s), &[]))),
+                payload: Bytes::new(),
+            })
+        };
+        let found = if let Some(last) = subject.strip_prefix(&prefix).and_then(|r| r.strip_prefix('.')) {
+            if !body.is_empty() {
+                return status(fx, "408 Bad Request");
+            }
+            stream.store.last_matching(last.as_bytes())
+        } else {
+            if body.is_empty() {
+                return status(fx, "408 Empty Request");
+            }
+            let Ok(req) = serde_json::from_slice::<MsgGetRequest>(body) else {
+                return status(fx, "408 Malformed Request");
+            };
+            if !req.last_by_subj.is_empty() {
+                stream.store.last_matching(req.last_by_subj.as_bytes())
+            } else if !req.next_by_subj.is_empty() {
+                stream.store.next_matching(req.seq.max(1), req.next_by_subj.as_bytes())
+            } else if req.seq > 0 {
+                stream.store.get(req.seq)
+            } else {
+                return status(fx, "408 Bad Request");
+            }
+        };
+        let Some(m) = found else { return status(fx, "404 Message Not Found") };
+        let seq = m.seq.to_string();
+        let ts = Timestamp::from_unix_nanos(m.ts).to_string();
+        let subj = String::from_utf8_lossy(&m.subject).into_owned();
+        let pairs = [
+            ("Nats-Stream", stream.config.name.as_str()),
+            ("Nats-Subject", subj.as_str()),
+            ("Nats-Sequence", seq.as_str()),
+            ("Nats-Time-Stamp", ts.as_str()),
+        ];
+        let hdrs = headers::append(&m.headers, &pairs);
+        fx.publish.push(Outgoing { subject: reply, headers: Some(Bytes::from(hdrs)), payload: m.data.clone() });
+    }
+
+    /// Whether `subject` is one a stream with `id` captures (for routing checks).
+    pub fn captures(&self, id: u64, subject: &[u8]) -> bool {
+        self.streams.values().any(|s| s.id == id && s.config.subjects.iter().any(|p| subject_matches(p.as_bytes(), subject)))
+    }
+}
+
+/// The internal subscriptions of a stream: its subjects, and its direct-get
+/// subjects when it allows direct gets.
+fn subscribe_stream(cfg: &StreamConfig, id: u64, out: &mut Vec<(Target, String)>) {
+    for s in &cfg.subjects {
+        out.push((Target::Stream(id), s.clone()));
+    }
+    if cfg.allow_direct {
+        out.push((Target::Direct(id), format!("$JS.API.DIRECT.GET.{}", cfg.name)));
+        out.push((Target::Direct(id), format!("$JS.API.DIRECT.GET.{}.>", cfg.name)));
+    }
+}
+
+fn is_error(payload: &[u8]) -> bool {
+    memchr::memmem::find(payload, b"\"error\":").is_some()
+}
