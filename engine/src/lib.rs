@@ -9,6 +9,7 @@
 //! subscription index, [`server`] connections, routing, auth and limits.
 
 pub mod config;
+pub mod jetstream;
 pub mod proto;
 pub mod server;
 pub mod subject;
