@@ -741,11 +741,7 @@ fn full_info() -> StreamInfo {
         created: Timestamp::from_unix_nanos(1_669_799_000_000_000_001),
         state: full_state(),
         domain: "hub".into(),
-        cluster: Some(ClusterInfo {
-            name: String::new(),
-            leader: "natrium-1".into(),
-            replicas: vec![],
-        }),
+        cluster: Some(ClusterInfo::single_server("natrium-1", "")),
         mirror: None,
         sources: vec![],
         alternates: vec![],
@@ -874,7 +870,11 @@ fn config_input_leniency() {
 #[test]
 fn state_and_info_shape() {
     round_trip(&full_state());
-    round_trip(&full_info());
+    let s = round_trip(&full_info());
+    assert!(
+        s.contains(r#""domain":"hub","cluster":{"leader":"natrium-1"}}"#),
+        "{s}"
+    );
     round_trip(&empty_info());
     let empty = serde_json::to_string(&StreamState::default()).unwrap();
     assert_eq!(
@@ -937,6 +937,10 @@ fn requests() {
         "{}"
     );
 
+    assert_eq!(
+        parse_request::<StreamInfoRequest>(b" null ").unwrap(),
+        StreamInfoRequest::default()
+    );
     assert!(is_empty_request(b""));
     assert!(is_empty_request(b"{}"));
     assert!(is_empty_request(b" { } "));

@@ -123,8 +123,11 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        parse_rfc3339(&s).map_err(serde::de::Error::custom)
+        // `null` leaves Go's zero time, as encoding/json does.
+        match Option::<std::borrow::Cow<'de, str>>::deserialize(d)? {
+            None => Ok(Timestamp::ZERO),
+            Some(s) => parse_rfc3339(&s).map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -403,6 +406,10 @@ mod tests {
         assert_eq!(j, "\"2022-11-30T09:12:34.123Z\"");
         assert_eq!(serde_json::from_str::<Timestamp>(&j).unwrap(), t);
         assert!(serde_json::from_str::<Timestamp>("\"nope\"").is_err());
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("null").unwrap(),
+            Timestamp::ZERO
+        );
         assert_eq!(
             Timestamp::from_unix_parts(1, 1_500_000_000),
             Timestamp::from_unix_nanos(2_500_000_000)

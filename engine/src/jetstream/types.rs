@@ -893,6 +893,10 @@ pub struct LostStreamData {
 
 /// Stream info (`StreamInfo`): the payload of create/update/info responses and
 /// the entries of the list response.
+///
+/// Which fields 2.9.10 fills per endpoint: create sends `config`, `created`,
+/// `state` only; update and list add `domain`, `mirror`, `sources`; info adds
+/// `cluster` ([`ClusterInfo::single_server`]) and `alternates` as well.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct StreamInfo {
     /// Active configuration.
@@ -954,6 +958,18 @@ pub struct ClusterInfo {
         deserialize_with = "null_default"
     )]
     pub replicas: Vec<PeerInfo>,
+}
+
+impl ClusterInfo {
+    /// What a single, non-clustered 2.9.10 server puts in stream info:
+    /// `{"leader":"<server name>"}` (plus `name` when a cluster name is set).
+    pub fn single_server(server_name: impl Into<String>, cluster_name: impl Into<String>) -> Self {
+        ClusterInfo {
+            name: cluster_name.into(),
+            leader: server_name.into(),
+            replicas: Vec::new(),
+        }
+    }
 }
 
 /// A replica peer (`PeerInfo`).
@@ -1294,14 +1310,15 @@ pub fn is_empty_request(body: &[u8]) -> bool {
     )
 }
 
-/// Parse a request body: an empty request ([`is_empty_request`]) gives the
-/// default; bad JSON gives [`errors::invalid_json`] (10025). Unknown fields are
+/// Parse a request body: an empty request ([`is_empty_request`]) or `null`
+/// gives the default; bad JSON gives [`errors::invalid_json`] (10025). Unknown fields are
 /// ignored.
 pub fn parse_request<T>(body: &[u8]) -> Result<T, ApiError>
 where
     T: serde::de::DeserializeOwned + Default,
 {
-    if is_empty_request(body) {
+    // Go's json.Unmarshal of `null` into a struct is a no-op.
+    if is_empty_request(body) || body.trim_ascii() == b"null" {
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(errors::invalid_json)
