@@ -1,5 +1,22 @@
 //! JetStream: streams, their storage, and the `$JS.API` service.
+//!
+//! * [`types`], [`errors`], [`time`]: the API's JSON bodies, error codes and
+//!   timestamps, as nats-server 2.9.10 sends them.
+//! * [`store`]: a stream's messages, accounting and limits, in memory.
+//! * [`log`] and [`persist`]: the on-disk record format and the storage
+//!   operations that keep a file-backed stream durable.
+//! * [`stream`]: one stream's publish rules; [`service`]: the `$JS.API` handlers,
+//!   PubAcks that wait for durability, and recovery.
+//!
+//! Everything here is engine code: no clock, no I/O; storage happens through
+//! [`crate::storage`] operations.
 
+pub mod errors;
+pub mod headers;
 pub mod log;
 pub mod persist;
+pub mod service;
 pub mod store;
+pub mod stream;
+pub mod time;
+pub mod types;
