@@ -80,6 +80,7 @@ async fn run(mut opts: Options) -> Result<(), String> {
     for w in &opts.warnings {
         tracing::warn!("{w}");
     }
+    let mut store_dir = None;
     if opts.jetstream {
         let dir = opts
             .store_dir
@@ -90,6 +91,8 @@ async fn run(mut opts: Options) -> Result<(), String> {
             .map_err(|e| format!("Could not create storage directory {}: {e}", js.display()))?;
         tracing::info!("Starting JetStream");
         tracing::info!("  Store Directory: \"{}\"", js.display());
+        opts.engine.jetstream_persist = true;
+        store_dir = Some(js);
     }
 
     let port = if opts.port < 0 { 0 } else { opts.port as u16 };
@@ -126,7 +129,7 @@ async fn run(mut opts: Options) -> Result<(), String> {
         ^ (u64::from(std::process::id()) << 32);
     let server = Server::new(opts.engine, seed);
     tracing::info!("Server is ready");
-    natrium_runtime_tokio::serve(server, listener, shutdown_signal())
+    natrium_runtime_tokio::serve(server, listener, store_dir, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }

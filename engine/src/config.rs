@@ -32,6 +32,13 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Whether JetStream is enabled (INFO `jetstream`).
     pub jetstream: bool,
+    /// `jetstream { max_memory_store }` in bytes; -1 = unlimited.
+    pub jetstream_max_memory: i64,
+    /// `jetstream { max_file_store }` in bytes; -1 = unlimited.
+    pub jetstream_max_store: i64,
+    /// File-backed streams persist through storage operations. A runtime without
+    /// a disk executor sets this false (file streams then live in memory).
+    pub jetstream_persist: bool,
 }
 
 impl Default for Config {
@@ -50,6 +57,9 @@ impl Default for Config {
             write_deadline: Duration::from_secs(10),
             auth: AuthConfig::default(),
             jetstream: false,
+            jetstream_max_memory: -1,
+            jetstream_max_store: -1,
+            jetstream_persist: true,
         }
     }
 }

@@ -14,17 +14,22 @@ pub mod disk;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
+use natrium_engine::storage::{StorageId, StorageResult};
 use natrium_engine::{CloseReason, ConnId, Instant, Output, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
+
+use crate::disk::DiskExecutor;
 
 /// Size of each socket read handed to the engine.
 const READ_CHUNK: usize = 64 * 1024;
@@ -40,6 +45,7 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
 enum Event {
     Accepted(TcpStream, SocketAddr),
+    Storage(StorageId, StorageResult),
     Read(ConnId, Bytes),
     Written(ConnId, usize),
     Closed(ConnId),
@@ -96,20 +102,40 @@ struct Inbox {
 }
 
 /// Serve clients accepted on `listener` until `shutdown` completes; then close every
-/// client (flushing what it was sent) and return.
+/// client (flushing what it was sent) and return. `store_dir` is where the disk
+/// executor performs the engine's storage operations (JetStream's file store).
 pub async fn serve(
     mut server: Server,
     listener: TcpListener,
+    store_dir: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let origin = tokio::time::Instant::now();
     let now = move || Instant(origin.elapsed().as_nanos() as u64);
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    server.set_wall_clock(now(), unix);
     let write_deadline = server.config().write_deadline;
     let (events_tx, mut events) = mpsc::channel::<Event>(EVENT_QUEUE);
     let (progress_tx, mut progress) = mpsc::unbounded_channel::<Event>();
+    let disk = match store_dir {
+        Some(dir) => {
+            let done = progress_tx.clone();
+            Some(DiskExecutor::start(dir, move |id, r| {
+                let _ = done.send(Event::Storage(id, r));
+            })?)
+        }
+        None => None,
+    };
     let inbox = Inbox {
         events: events_tx,
         progress: progress_tx,
+    };
+    let io = Io {
+        disk,
+        inbox: inbox.clone(),
     };
 
     let acceptor = {
@@ -133,6 +159,8 @@ pub async fn serve(
     };
 
     let mut conns: hashbrown::HashMap<ConnId, ConnHandle> = hashbrown::HashMap::new();
+    // Recovery's storage operations, queued by the engine at start.
+    drain(&mut server, &mut conns, &io, write_deadline);
     tokio::pin!(shutdown);
     loop {
         let deadline = server.poll_timeout();
@@ -165,13 +193,13 @@ pub async fn serve(
             }
             _ = sleep => server.handle_timeout(now()),
         }
-        drain(&mut server, &mut conns, write_deadline);
+        drain(&mut server, &mut conns, &io, write_deadline);
     }
 
     acceptor.abort();
     tracing::info!("Initiating Shutdown...");
     server.handle_shutdown(now());
-    drain(&mut server, &mut conns, SHUTDOWN_FLUSH);
+    drain(&mut server, &mut conns, &io, SHUTDOWN_FLUSH);
     let writers: Vec<AbortHandle> = conns.drain().map(|(_, h)| h.writer).collect();
     let flushed = async {
         while !writers.iter().all(AbortHandle::is_finished) {
@@ -213,6 +241,7 @@ fn handle_event(
             );
         }
         Event::Read(id, data) => server.handle_read(now, id, &data),
+        Event::Storage(id, result) => server.handle_storage(now, id, result),
         Event::Written(id, n) => server.handle_written(now, id, n),
         Event::Closed(id) => {
             server.handle_closed(now, id);
@@ -228,14 +257,28 @@ fn handle_event(
     }
 }
 
+/// What carries out the engine's non-socket outputs.
+struct Io {
+    disk: Option<DiskExecutor>,
+    inbox: Inbox,
+}
+
 /// Carry out everything the engine has asked for.
 fn drain(
     server: &mut Server,
     conns: &mut hashbrown::HashMap<ConnId, ConnHandle>,
+    io: &Io,
     flush_limit: Duration,
 ) {
     while let Some(out) = server.poll_output() {
         match out {
+            Output::Storage { id, op } => match &io.disk {
+                Some(disk) => disk.submit(id, op),
+                None => {
+                    let err = StorageResult::Error("no store directory configured".into());
+                    let _ = io.inbox.progress.send(Event::Storage(id, err));
+                }
+            },
             Output::Transmit { conn, data } => {
                 if let Some(h) = conns.get(&conn) {
                     let _ = h.tx.send(WriterMsg::Data(data));

@@ -10,7 +10,9 @@ pub fn get<'a>(block: &'a [u8], key: &str) -> Option<&'a [u8]> {
         if line.is_empty() {
             break;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
         if &line[..colon] == key.as_bytes() {
             return Some(trim(&line[colon + 1..]));
         }
@@ -30,7 +32,12 @@ fn trim(mut v: &[u8]) -> &[u8] {
 
 /// Build a header block from a status and key/value pairs.
 pub fn build(status: Option<&str>, pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>());
+    let mut out = Vec::with_capacity(
+        16 + pairs
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>(),
+    );
     out.extend_from_slice(b"NATS/1.0");
     if let Some(s) = status {
         out.push(b' ');

@@ -86,7 +86,11 @@ pub struct Effects {
 impl Effects {
     fn reply<T: Serialize>(&mut self, reply: &Bytes, body: &T) {
         if let Ok(json) = serde_json::to_vec(body) {
-            self.publish.push(Outgoing { subject: reply.clone(), headers: None, payload: Bytes::from(json) });
+            self.publish.push(Outgoing {
+                subject: reply.clone(),
+                headers: None,
+                payload: Bytes::from(json),
+            });
         }
     }
 }
@@ -155,7 +159,12 @@ impl JetStream {
         if js.cfg.persist {
             let id = js.ids.next();
             js.recovering.insert(id, Recovering::ListStreams);
-            fx.storage.push((id, StorageOp::List { dir: "streams".into() }));
+            fx.storage.push((
+                id,
+                StorageOp::List {
+                    dir: "streams".into(),
+                },
+            ));
         } else {
             js.ready = true;
         }
@@ -172,27 +181,60 @@ impl JetStream {
     }
 
     /// A message published on a stream's subjects.
-    pub fn capture(&mut self, stream_id: u64, subject: &Bytes, reply: Option<&Bytes>, hdrs: Option<&Bytes>, data: &Bytes, now: i64, fx: &mut Effects) {
-        let Some(stream) = self.stream_by_id(stream_id) else { return };
+    pub fn capture(
+        &mut self,
+        stream_id: u64,
+        subject: &Bytes,
+        reply: Option<&Bytes>,
+        hdrs: Option<&Bytes>,
+        data: &Bytes,
+        now: i64,
+        fx: &mut Effects,
+    ) {
+        let Some(stream) = self.stream_by_id(stream_id) else {
+            return;
+        };
         let name = stream.config.name.clone();
         let no_ack = stream.config.no_ack;
         let result = stream.publish(subject, hdrs, data, now);
         let persisted = stream.persist.is_some();
-        let Some(reply) = reply.filter(|r| !r.is_empty()) else { return };
+        let Some(reply) = reply.filter(|r| !r.is_empty()) else {
+            return;
+        };
         if no_ack {
             return;
         }
         let payload = match &result {
-            Ok(Stored::New(seq)) => PubAck { stream: name, seq: *seq, ..PubAck::default() }.to_wire(),
-            Ok(Stored::Duplicate(seq)) => PubAck { stream: name, seq: *seq, duplicate: true, ..PubAck::default() }.to_wire(),
-            Err(e) => serde_json::to_vec(&PubAckResponse::error(name, e.clone())).unwrap_or_default(),
+            Ok(Stored::New(seq)) => PubAck {
+                stream: name,
+                seq: *seq,
+                ..PubAck::default()
+            }
+            .to_wire(),
+            Ok(Stored::Duplicate(seq)) => PubAck {
+                stream: name,
+                seq: *seq,
+                duplicate: true,
+                ..PubAck::default()
+            }
+            .to_wire(),
+            Err(e) => {
+                serde_json::to_vec(&PubAckResponse::error(name, e.clone())).unwrap_or_default()
+            }
         };
-        let ack = PendingAck { reply: reply.clone(), payload: Bytes::from(payload) };
+        let ack = PendingAck {
+            reply: reply.clone(),
+            payload: Bytes::from(payload),
+        };
         if persisted && matches!(result, Ok(Stored::New(_))) {
             // Held until the flush at the end of this input makes it durable.
             self.waiting.entry(StorageId(0)).or_default().push(ack);
         } else {
-            fx.publish.push(Outgoing { subject: ack.reply, headers: None, payload: ack.payload });
+            fx.publish.push(Outgoing {
+                subject: ack.reply,
+                headers: None,
+                payload: ack.payload,
+            });
         }
     }
 
@@ -211,11 +253,23 @@ impl JetStream {
                 Some(id) => self.waiting.entry(id).or_default().extend(held),
                 None => {
                     for a in held {
-                        fx.publish.push(Outgoing { subject: a.reply, headers: None, payload: a.payload });
+                        fx.publish.push(Outgoing {
+                            subject: a.reply,
+                            headers: None,
+                            payload: a.payload,
+                        });
                     }
                 }
             }
         }
+    }
+
+    /// When (unix ns) the next message expires under max_age, if any.
+    pub fn next_expiry(&self) -> Option<i64> {
+        self.streams
+            .values()
+            .filter_map(|s| s.store.next_expiry(s.config.max_age))
+            .min()
     }
 
     /// Expire messages by max_age; returns the next time (unix ns) to call again.
@@ -239,13 +293,22 @@ impl JetStream {
                 StorageResult::Error(e) => {
                     for a in acks {
                         let err = errors::stream_store_failed(e);
-                        let body = serde_json::to_vec(&serde_json::json!({"error": err})).unwrap_or_default();
-                        fx.publish.push(Outgoing { subject: a.reply, headers: None, payload: Bytes::from(body) });
+                        let body = serde_json::to_vec(&serde_json::json!({"error": err}))
+                            .unwrap_or_default();
+                        fx.publish.push(Outgoing {
+                            subject: a.reply,
+                            headers: None,
+                            payload: Bytes::from(body),
+                        });
                     }
                 }
                 _ => {
                     for a in acks {
-                        fx.publish.push(Outgoing { subject: a.reply, headers: None, payload: a.payload });
+                        fx.publish.push(Outgoing {
+                            subject: a.reply,
+                            headers: None,
+                            payload: a.payload,
+                        });
                     }
                 }
             }
@@ -321,7 +384,9 @@ impl JetStream {
             let mut last_len = 0;
             let last_seg = f.segments.last().copied();
             for seg in &f.segments {
-                let Some(data) = f.data.get(seg) else { continue };
+                let Some(data) = f.data.get(seg) else {
+                    continue;
+                };
                 let decoded = log::decode(data);
                 for off in &decoded.corrupt {
                     tracing::warn!("JetStream stream '{name}': corrupt record in segment {seg} at offset {off}, skipped");
@@ -351,8 +416,18 @@ impl JetStream {
                             "JetStream stream '{name}': torn tail of {} bytes in segment {seg} cut off",
                             data.len() as u64 - decoded.good_len
                         );
-                        let file = format!("{}/log/{}", persist::stream_dir(&name), persist::segment_name(*seg));
-                        fx.storage.push((self.ids.next(), StorageOp::Truncate { file, len: decoded.good_len }));
+                        let file = format!(
+                            "{}/log/{}",
+                            persist::stream_dir(&name),
+                            persist::segment_name(*seg)
+                        );
+                        fx.storage.push((
+                            self.ids.next(),
+                            StorageOp::Truncate {
+                                file,
+                                len: decoded.good_len,
+                            },
+                        ));
                     }
                 }
             }
@@ -365,7 +440,10 @@ impl JetStream {
             self.next_id += 1;
             let stream = Stream::recovered(id, meta.config, meta.created, store, persist);
             subscribe_stream(&stream.config, id, &mut fx.subscribe);
-            tracing::info!("  Restored {} messages for stream '{name}'", stream.store.len());
+            tracing::info!(
+                "  Restored {} messages for stream '{name}'",
+                stream.store.len()
+            );
             self.streams.insert(name, stream);
         }
         self.ready = true;
@@ -374,8 +452,17 @@ impl JetStream {
     // ----- the API -----
 
     /// A request on one of the API subjects.
-    pub fn api(&mut self, subject: &str, reply: Option<&Bytes>, body: &Bytes, now: i64, fx: &mut Effects) {
-        let Some(reply) = reply.filter(|r| !r.is_empty()) else { return };
+    pub fn api(
+        &mut self,
+        subject: &str,
+        reply: Option<&Bytes>,
+        body: &Bytes,
+        now: i64,
+        fx: &mut Effects,
+    ) {
+        let Some(reply) = reply.filter(|r| !r.is_empty()) else {
+            return;
+        };
         self.api.total += 1;
         let before = fx.publish.len();
         let rest = subject.strip_prefix("$JS.API.").unwrap_or("");
@@ -386,7 +473,10 @@ impl JetStream {
         if !self.ready {
             let err = errors::insufficient_resources();
             self.api.errors += 1;
-            fx.reply(reply, &serde_json::json!({"type": "io.nats.jetstream.api.v1.error", "error": err}));
+            fx.reply(
+                reply,
+                &serde_json::json!({"type": "io.nats.jetstream.api.v1.error", "error": err}),
+            );
             return;
         }
         match op {
@@ -402,7 +492,10 @@ impl JetStream {
             "STREAM.MSG.DELETE" => self.msg_delete(name, reply, body, fx),
             _ => {}
         }
-        if fx.publish[before..].iter().any(|o| o.payload.starts_with(b"{\"type\"") && is_error(&o.payload)) {
+        if fx.publish[before..]
+            .iter()
+            .any(|o| o.payload.starts_with(b"{\"type\"") && is_error(&o.payload))
+        {
             self.api.errors += 1;
         }
     }
@@ -448,12 +541,25 @@ impl JetStream {
     }
 
     fn overlaps_other(&self, cfg: &StreamConfig) -> bool {
-        self.streams.values().filter(|s| s.config.name != cfg.name).any(|s| {
-            s.config.subjects.iter().any(|a| cfg.subjects.iter().any(|b| subjects_overlap(a, b)))
-        })
+        self.streams
+            .values()
+            .filter(|s| s.config.name != cfg.name)
+            .any(|s| {
+                s.config
+                    .subjects
+                    .iter()
+                    .any(|a| cfg.subjects.iter().any(|b| subjects_overlap(a, b)))
+            })
     }
 
-    fn stream_create(&mut self, name: &str, reply: &Bytes, body: &Bytes, now: i64, fx: &mut Effects) {
+    fn stream_create(
+        &mut self,
+        name: &str,
+        reply: &Bytes,
+        body: &Bytes,
+        now: i64,
+        fx: &mut Effects,
+    ) {
         let fail = |fx: &mut Effects, e: ApiError| fx.reply(reply, &StreamCreateResponse::error(e));
         let mut cfg: StreamConfig = match types::parse_request(body) {
             Ok(c) => c,
@@ -488,8 +594,15 @@ impl JetStream {
             stream.persist = None;
         }
         if let Some(p) = &stream.persist {
-            let meta = Meta { config: cfg.clone(), created: now };
-            p.write_meta(Bytes::from(serde_json::to_vec(&meta).unwrap_or_default()), &mut self.ids, &mut fx.storage);
+            let meta = Meta {
+                config: cfg.clone(),
+                created: now,
+            };
+            p.write_meta(
+                Bytes::from(serde_json::to_vec(&meta).unwrap_or_default()),
+                &mut self.ids,
+                &mut fx.storage,
+            );
         }
         subscribe_stream(&cfg, id, &mut fx.subscribe);
         fx.reply(reply, &StreamCreateResponse::ok(stream.info()));
@@ -520,7 +633,9 @@ impl JetStream {
         if self.overlaps_other(&cfg) {
             return fail(fx, errors::stream_subject_overlap());
         }
-        let Some(stream) = self.streams.get_mut(name) else { return };
+        let Some(stream) = self.streams.get_mut(name) else {
+            return;
+        };
         subscribe_stream(&old, stream.id, &mut fx.unsubscribe);
         subscribe_stream(&cfg, stream.id, &mut fx.subscribe);
         stream.config = cfg.clone();
@@ -528,8 +643,15 @@ impl JetStream {
         let removed = stream.store.enforce(&stream.limits(), now, None);
         stream.log_removed(&removed.seqs);
         if let Some(p) = &stream.persist {
-            let meta = Meta { config: cfg, created: stream.created };
-            p.write_meta(Bytes::from(serde_json::to_vec(&meta).unwrap_or_default()), &mut self.ids, &mut fx.storage);
+            let meta = Meta {
+                config: cfg,
+                created: stream.created,
+            };
+            p.write_meta(
+                Bytes::from(serde_json::to_vec(&meta).unwrap_or_default()),
+                &mut self.ids,
+                &mut fx.storage,
+            );
         }
         fx.reply(reply, &StreamUpdateResponse::ok(stream.info()));
     }
@@ -540,14 +662,24 @@ impl JetStream {
             Err(e) => return fx.reply(reply, &StreamInfoResponse::error(e)),
         };
         let Some(stream) = self.streams.get(name) else {
-            return fx.reply(reply, &StreamInfoResponse::error(errors::stream_not_found()));
+            return fx.reply(
+                reply,
+                &StreamInfoResponse::error(errors::stream_not_found()),
+            );
         };
         let mut info = stream.info();
-        info.cluster = Some(ClusterInfo { leader: self.cfg.server_name.clone(), ..ClusterInfo::default() });
+        info.cluster = Some(ClusterInfo {
+            leader: self.cfg.server_name.clone(),
+            ..ClusterInfo::default()
+        });
         let mut paged = ApiPaged::default();
         if !req.subjects_filter.is_empty() {
             let counts = stream.store.subject_counts(req.subjects_filter.as_bytes());
-            paged = ApiPaged { total: counts.len(), offset: req.offset, limit: 100_000 };
+            paged = ApiPaged {
+                total: counts.len(),
+                offset: req.offset,
+                limit: 100_000,
+            };
             info.state.subjects = counts
                 .into_iter()
                 .skip(req.offset)
@@ -558,14 +690,20 @@ impl JetStream {
         if req.deleted_details {
             let first = stream.store.first_seq();
             let last = stream.store.last_seq();
-            info.state.deleted = (first..=last).filter(|s| stream.store.get(*s).is_none()).take(100_000).collect();
+            info.state.deleted = (first..=last)
+                .filter(|s| stream.store.get(*s).is_none())
+                .take(100_000)
+                .collect();
         }
         fx.reply(reply, &StreamInfoResponse::ok(info, paged));
     }
 
     fn stream_delete(&mut self, name: &str, reply: &Bytes, fx: &mut Effects) {
         let Some(stream) = self.streams.remove(name) else {
-            return fx.reply(reply, &StreamDeleteResponse::error(errors::stream_not_found()));
+            return fx.reply(
+                reply,
+                &StreamDeleteResponse::error(errors::stream_not_found()),
+            );
         };
         subscribe_stream(&stream.config, stream.id, &mut fx.unsubscribe);
         if let Some(p) = &stream.persist {
@@ -578,7 +716,13 @@ impl JetStream {
     fn matching_names(&self, subject: &str) -> Vec<String> {
         self.streams
             .values()
-            .filter(|s| subject.is_empty() || s.config.subjects.iter().any(|x| subjects_overlap(x, subject)))
+            .filter(|s| {
+                subject.is_empty()
+                    || s.config
+                        .subjects
+                        .iter()
+                        .any(|x| subjects_overlap(x, subject))
+            })
             .map(|s| s.config.name.clone())
             .collect()
     }
@@ -593,8 +737,22 @@ impl JetStream {
         }
         let names = self.matching_names(&req.subject);
         let total = names.len();
-        let page: Vec<String> = names.into_iter().skip(req.offset).take(NAMES_LIMIT).collect();
-        fx.reply(reply, &StreamNamesResponse::ok(page, ApiPaged { total, offset: req.offset, limit: NAMES_LIMIT }));
+        let page: Vec<String> = names
+            .into_iter()
+            .skip(req.offset)
+            .take(NAMES_LIMIT)
+            .collect();
+        fx.reply(
+            reply,
+            &StreamNamesResponse::ok(
+                page,
+                ApiPaged {
+                    total,
+                    offset: req.offset,
+                    limit: NAMES_LIMIT,
+                },
+            ),
+        );
     }
 
     fn stream_list(&mut self, reply: &Bytes, body: &Bytes, fx: &mut Effects) {
@@ -604,9 +762,24 @@ impl JetStream {
         };
         let names = self.matching_names(&req.subject);
         let total = names.len();
-        let infos: Vec<StreamInfo> =
-            names.iter().skip(req.offset).take(LIST_LIMIT).filter_map(|n| self.streams.get(n)).map(Stream::info).collect();
-        fx.reply(reply, &StreamListResponse::ok(infos, ApiPaged { total, offset: req.offset, limit: LIST_LIMIT }));
+        let infos: Vec<StreamInfo> = names
+            .iter()
+            .skip(req.offset)
+            .take(LIST_LIMIT)
+            .filter_map(|n| self.streams.get(n))
+            .map(Stream::info)
+            .collect();
+        fx.reply(
+            reply,
+            &StreamListResponse::ok(
+                infos,
+                ApiPaged {
+                    total,
+                    offset: req.offset,
+                    limit: LIST_LIMIT,
+                },
+            ),
+        );
     }
 
     fn stream_purge(&mut self, name: &str, reply: &Bytes, body: &Bytes, fx: &mut Effects) {
@@ -615,7 +788,9 @@ impl JetStream {
             Ok(r) => r,
             Err(e) => return fail(fx, e),
         };
-        let Some(stream) = self.streams.get_mut(name) else { return fail(fx, errors::stream_not_found()) };
+        let Some(stream) = self.streams.get_mut(name) else {
+            return fail(fx, errors::stream_not_found());
+        };
         if stream.config.sealed {
             return fail(fx, errors::stream_sealed());
         }
@@ -649,15 +824,23 @@ impl JetStream {
             Ok(r) => r,
             Err(e) => return fail(fx, errors::invalid_json(e)),
         };
-        let Some(stream) = self.streams.get(name) else { return fail(fx, errors::stream_not_found()) };
-        let forms = [req.seq > 0 && req.next_by_subj.is_empty(), !req.last_by_subj.is_empty(), !req.next_by_subj.is_empty()];
+        let Some(stream) = self.streams.get(name) else {
+            return fail(fx, errors::stream_not_found());
+        };
+        let forms = [
+            req.seq > 0 && req.next_by_subj.is_empty(),
+            !req.last_by_subj.is_empty(),
+            !req.next_by_subj.is_empty(),
+        ];
         if forms.iter().filter(|f| **f).count() != 1 {
             return fail(fx, errors::bad_request());
         }
         let found = if !req.last_by_subj.is_empty() {
             stream.store.last_matching(req.last_by_subj.as_bytes())
         } else if !req.next_by_subj.is_empty() {
-            stream.store.next_matching(req.seq.max(1), req.next_by_subj.as_bytes())
+            stream
+                .store
+                .next_matching(req.seq.max(1), req.next_by_subj.as_bytes())
         } else {
             stream.store.get(req.seq)
         };
@@ -673,7 +856,9 @@ impl JetStream {
             Ok(r) => r,
             Err(e) => return fail(fx, errors::invalid_json(e)),
         };
-        let Some(stream) = self.streams.get_mut(name) else { return fail(fx, errors::stream_not_found()) };
+        let Some(stream) = self.streams.get_mut(name) else {
+            return fail(fx, errors::stream_not_found());
+        };
         if stream.config.sealed {
             return fail(fx, errors::stream_sealed());
         }
@@ -689,9 +874,20 @@ impl JetStream {
 
     /// `$JS.API.DIRECT.GET.<stream>[.<subject>]` (row S11, S12): the message
     /// itself, with Nats-* headers, or a status.
-    pub fn direct_get(&mut self, stream_id: u64, subject: &str, reply: Option<&Bytes>, body: &Bytes, fx: &mut Effects) {
-        let Some(reply) = reply.filter(|r| !r.is_empty()).cloned() else { return };
-        let Some(stream) = self.stream_by_id(stream_id) else { return };
+    pub fn direct_get(
+        &mut self,
+        stream_id: u64,
+        subject: &str,
+        reply: Option<&Bytes>,
+        body: &Bytes,
+        fx: &mut Effects,
+    ) {
+        let Some(reply) = reply.filter(|r| !r.is_empty()).cloned() else {
+            return;
+        };
+        let Some(stream) = self.stream_by_id(stream_id) else {
+            return;
+        };
         let prefix = format!("$JS.API.DIRECT.GET.{}", stream.config.name);
         let status = |fx: &mut Effects, s: &str| {
             fx.publish.push(Outgoing {
@@ -700,7 +896,10 @@ impl JetStream {
                 payload: Bytes::new(),
             })
         };
-        let found = if let Some(last) = subject.strip_prefix(&prefix).and_then(|r| r.strip_prefix('.')) {
+        let found = if let Some(last) = subject
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_prefix('.'))
+        {
             if !body.is_empty() {
                 return status(fx, "408 Bad Request");
             }
@@ -715,14 +914,18 @@ impl JetStream {
             if !req.last_by_subj.is_empty() {
                 stream.store.last_matching(req.last_by_subj.as_bytes())
             } else if !req.next_by_subj.is_empty() {
-                stream.store.next_matching(req.seq.max(1), req.next_by_subj.as_bytes())
+                stream
+                    .store
+                    .next_matching(req.seq.max(1), req.next_by_subj.as_bytes())
             } else if req.seq > 0 {
                 stream.store.get(req.seq)
             } else {
                 return status(fx, "408 Bad Request");
             }
         };
-        let Some(m) = found else { return status(fx, "404 Message Not Found") };
+        let Some(m) = found else {
+            return status(fx, "404 Message Not Found");
+        };
         let seq = m.seq.to_string();
         let ts = Timestamp::from_unix_nanos(m.ts).to_string();
         let subj = String::from_utf8_lossy(&m.subject).into_owned();
@@ -733,12 +936,22 @@ impl JetStream {
             ("Nats-Time-Stamp", ts.as_str()),
         ];
         let hdrs = headers::append(&m.headers, &pairs);
-        fx.publish.push(Outgoing { subject: reply, headers: Some(Bytes::from(hdrs)), payload: m.data.clone() });
+        fx.publish.push(Outgoing {
+            subject: reply,
+            headers: Some(Bytes::from(hdrs)),
+            payload: m.data.clone(),
+        });
     }
 
     /// Whether `subject` is one a stream with `id` captures (for routing checks).
     pub fn captures(&self, id: u64, subject: &[u8]) -> bool {
-        self.streams.values().any(|s| s.id == id && s.config.subjects.iter().any(|p| subject_matches(p.as_bytes(), subject)))
+        self.streams.values().any(|s| {
+            s.id == id
+                && s.config
+                    .subjects
+                    .iter()
+                    .any(|p| subject_matches(p.as_bytes(), subject))
+        })
     }
 }
 
@@ -749,8 +962,14 @@ fn subscribe_stream(cfg: &StreamConfig, id: u64, out: &mut Vec<(Target, String)>
         out.push((Target::Stream(id), s.clone()));
     }
     if cfg.allow_direct {
-        out.push((Target::Direct(id), format!("$JS.API.DIRECT.GET.{}", cfg.name)));
-        out.push((Target::Direct(id), format!("$JS.API.DIRECT.GET.{}.>", cfg.name)));
+        out.push((
+            Target::Direct(id),
+            format!("$JS.API.DIRECT.GET.{}", cfg.name),
+        ));
+        out.push((
+            Target::Direct(id),
+            format!("$JS.API.DIRECT.GET.{}.>", cfg.name),
+        ));
     }
 }
 

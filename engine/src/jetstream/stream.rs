@@ -43,7 +43,11 @@ pub struct Stream {
 impl Stream {
     pub fn new(id: u64, config: StreamConfig, created: i64) -> Stream {
         let file = config.storage == StorageType::File;
-        let accounting = if file { Accounting::File } else { Accounting::Memory };
+        let accounting = if file {
+            Accounting::File
+        } else {
+            Accounting::Memory
+        };
         let persist = file.then(|| Persist::new(&config.name, 1));
         Stream {
             id,
@@ -58,7 +62,13 @@ impl Stream {
     }
 
     /// A file-backed stream rebuilt from its log.
-    pub fn recovered(id: u64, config: StreamConfig, created: i64, store: MsgStore, persist: Persist) -> Stream {
+    pub fn recovered(
+        id: u64,
+        config: StreamConfig,
+        created: i64,
+        store: MsgStore,
+        persist: Persist,
+    ) -> Stream {
         let mut s = Stream {
             id,
             config,
@@ -73,7 +83,10 @@ impl Stream {
         let found: Vec<(Bytes, u64, i64)> = s
             .store
             .iter()
-            .filter_map(|m| headers::get(&m.headers, "Nats-Msg-Id").map(|id| (Bytes::copy_from_slice(id), m.seq, m.ts)))
+            .filter_map(|m| {
+                headers::get(&m.headers, "Nats-Msg-Id")
+                    .map(|id| (Bytes::copy_from_slice(id), m.seq, m.ts))
+            })
             .collect();
         for (id, seq, ts) in found {
             s.remember(id, seq, ts);
@@ -115,7 +128,14 @@ impl Stream {
     }
 
     /// Apply the publish rules and store the message (rows P1–P10).
-    pub fn publish(&mut self, subject: &Bytes, hdrs: Option<&Bytes>, data: &Bytes, now: i64) -> Result<Stored, ApiError> {
+    pub fn publish(
+        &mut self,
+        subject: &Bytes,
+        hdrs: Option<&Bytes>,
+        data: &Bytes,
+        now: i64,
+    ) -> Result<Stored, ApiError> {
+        self.expire_dedup(now);
         let cfg = &self.config;
         if cfg.sealed {
             return Err(errors::stream_sealed());
@@ -133,8 +153,9 @@ impl Stream {
                 return Err(errors::stream_not_match());
             }
         }
-        self.expire_dedup(now);
-        let msg_id = h("Nats-Msg-Id").filter(|v| !v.is_empty()).map(Bytes::copy_from_slice);
+        let msg_id = h("Nats-Msg-Id")
+            .filter(|v| !v.is_empty())
+            .map(Bytes::copy_from_slice);
         if let Some(id) = &msg_id {
             if let Some(&(seq, _)) = self.dedup.get(id) {
                 return Ok(Stored::Duplicate(seq));
@@ -154,7 +175,9 @@ impl Stream {
         }
         if let Some(v) = h("Nats-Expected-Last-Msg-Id") {
             if v != &self.last_msg_id[..] {
-                return Err(errors::stream_wrong_last_msg_id(String::from_utf8_lossy(&self.last_msg_id)));
+                return Err(errors::stream_wrong_last_msg_id(String::from_utf8_lossy(
+                    &self.last_msg_id,
+                )));
             }
         }
         let rollup = match h("Nats-Rollup") {
@@ -187,7 +210,9 @@ impl Stream {
                 && cfg.max_msgs_per_subject > 0
                 && self.store.count_on(subject) >= cfg.max_msgs_per_subject as u64
             {
-                return Err(errors::stream_store_failed("maximum messages per subject exceeded"));
+                return Err(errors::stream_store_failed(
+                    "maximum messages per subject exceeded",
+                ));
             }
         }
         let seq = self.store.append(subject.clone(), hdr, data.clone(), now);
@@ -205,7 +230,9 @@ impl Stream {
             }
             None => Removed::default(),
         };
-        removed.seqs.extend(self.store.enforce(&self.limits(), now, Some(subject)).seqs);
+        removed
+            .seqs
+            .extend(self.store.enforce(&self.limits(), now, Some(subject)).seqs);
         self.log_removed(&removed.seqs);
         Ok(Stored::New(seq))
     }
@@ -219,7 +246,14 @@ impl Stream {
 
     /// Expire messages past max_age.
     pub fn expire(&mut self, now: i64) {
-        let removed = self.store.enforce(&Limits { max_age: self.config.max_age, ..Limits::NONE }, now, None);
+        let removed = self.store.enforce(
+            &Limits {
+                max_age: self.config.max_age,
+                ..Limits::NONE
+            },
+            now,
+            None,
+        );
         self.log_removed(&removed.seqs);
     }
 
@@ -231,13 +265,23 @@ impl Stream {
     }
 
     pub fn state(&self, consumers: usize) -> StreamState {
-        let ts = |ns: i64| if ns == 0 { Timestamp::default() } else { Timestamp::from_unix_nanos(ns) };
+        let ts = |ns: i64| {
+            if ns == 0 {
+                Timestamp::default()
+            } else {
+                Timestamp::from_unix_nanos(ns)
+            }
+        };
         let empty = self.store.is_empty();
         StreamState {
             messages: self.store.len(),
             bytes: self.store.bytes(),
             first_seq: self.store.first_seq(),
-            first_ts: if empty { Timestamp::default() } else { ts(self.store.first_ts()) },
+            first_ts: if empty {
+                Timestamp::default()
+            } else {
+                ts(self.store.first_ts())
+            },
             last_seq: self.store.last_seq(),
             last_ts: ts(self.store.last_ts()),
             num_subjects: self.store.num_subjects() as usize,

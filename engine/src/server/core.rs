@@ -12,14 +12,7 @@ use slab::Slab;
 /// The `conn` of a subscription held by a service inside the engine.
 pub(crate) const INTERNAL_CONN: usize = usize::MAX;
 
-/// Which engine service an internal subscription feeds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum InternalTarget {
-    /// The `$JS.API.>` service.
-    JsApi,
-    /// A stream capturing its subjects, by stream id.
-    Stream(u64),
-}
+pub(crate) use crate::jetstream::service::Target as InternalTarget;
 
 /// A message delivered to an internal subscription, copied out of the read buffer.
 #[derive(Clone, Debug)]

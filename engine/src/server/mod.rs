@@ -7,6 +7,7 @@ mod conn;
 mod core;
 mod flow;
 mod frames;
+mod internal;
 mod ops;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -132,6 +133,12 @@ pub enum Output {
     PauseRead { conn: ConnId },
     /// Read from this connection again.
     ResumeRead { conn: ConnId },
+    /// Perform a storage operation (in emitted order) and report its completion
+    /// with [`Server::handle_storage`].
+    Storage {
+        id: crate::storage::StorageId,
+        op: crate::storage::StorageOp,
+    },
 }
 
 /// Counters of the whole server (the `/varz` numbers).
@@ -152,6 +159,8 @@ enum Timer {
     Ping = 1,
     WriteDeadline = 2,
     Stall = 3,
+    /// Server-wide (connection id 0): JetStream's max_age expiry.
+    JetStream = 4,
 }
 
 impl Timer {
@@ -209,6 +218,16 @@ pub struct Server {
     resumed: Vec<usize>,
     /// The latest time any input carried; used for timers armed while polling.
     now: Instant,
+    /// JetStream, when enabled.
+    js: Option<crate::jetstream::service::JetStream>,
+    /// Subscriptions held by engine services.
+    internal_subs: std::collections::BTreeMap<(core::InternalTarget, Box<[u8]>), usize>,
+    /// Storage operations not yet polled.
+    storage_out: VecDeque<(crate::storage::StorageId, crate::storage::StorageOp)>,
+    /// Unix nanoseconds at monotonic instant zero.
+    wall_origin: i64,
+    /// When JetStream's expiry timer is armed.
+    js_timer: Option<Instant>,
 }
 
 impl Server {
@@ -220,7 +239,7 @@ impl Server {
         let server_id: String = std::iter::once('N')
             .chain((0..55).map(|_| B32[rng.random_range(0..B32.len())] as char))
             .collect();
-        Server {
+        let mut server = Server {
             auth: Authenticator::new(&cfg.auth),
             core: Core {
                 conns: Slab::new(),
@@ -245,7 +264,14 @@ impl Server {
             flow: VecDeque::new(),
             resumed: Vec::new(),
             now: Instant::default(),
-        }
+            js: None,
+            internal_subs: std::collections::BTreeMap::new(),
+            storage_out: VecDeque::new(),
+            wall_origin: 0,
+            js_timer: None,
+        };
+        server.start_services();
+        server
     }
 
     /// The server's id, as sent in INFO (row I1).
@@ -366,6 +392,7 @@ impl Server {
             }
         }
         self.run_resumed();
+        self.end_of_input();
     }
 
     /// Parse what a connection has buffered, keeping what is left.
@@ -414,6 +441,7 @@ impl Server {
         if !c.stalled_producers.is_empty() && c.pending() <= self.cfg.max_pending / 2 {
             self.release_producers(key);
             self.run_resumed();
+            self.end_of_input();
         }
     }
 
@@ -426,6 +454,7 @@ impl Server {
         self.release_producers(key);
         self.forget(key);
         self.run_resumed();
+        self.end_of_input();
     }
 
     /// Stop serving: every client is told nothing and closed after its pending bytes.
@@ -444,6 +473,10 @@ impl Server {
                 break;
             }
             self.timers.pop_first();
+            if timer == Timer::JetStream {
+                self.jetstream_timer(now);
+                continue;
+            }
             let Some(&key) = self.by_id.get(&cid) else {
                 continue;
             };
@@ -461,9 +494,11 @@ impl Server {
                 Timer::Ping => self.ping_timer(now, key),
                 Timer::WriteDeadline => self.write_deadline_timer(now, key),
                 Timer::Stall => self.resume_producer(key),
+                Timer::JetStream => {}
             }
         }
         self.run_resumed();
+        self.end_of_input();
     }
 
     /// The earliest time at which the engine wants [`Server::handle_timeout`].
@@ -473,6 +508,9 @@ impl Server {
 
     /// The next thing for the runtime to do, or `None` when there is nothing left.
     pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some((id, op)) = self.storage_out.pop_front() {
+            return Some(Output::Storage { id, op });
+        }
         while let Some(&(key, reason)) = self.closing.front() {
             let Some(c) = self.core.conns.get_mut(key) else {
                 self.closing.pop_front();

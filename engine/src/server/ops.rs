@@ -253,6 +253,9 @@ impl Server {
             payload,
         };
         let delivered = self.route(key, &msg);
+        if !self.core.internal.is_empty() {
+            self.run_internal();
+        }
         if !delivered {
             if let Some(reply) = reply {
                 self.no_responders(key, subject, reply);

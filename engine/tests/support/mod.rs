@@ -190,6 +190,9 @@ impl Harness {
                         st.unacked += data.len();
                     }
                 }
+                Output::Storage { id, op } => {
+                    panic!("unexpected storage operation {id:?}: {op:?} (JetStream is off in transcripts)")
+                }
                 Output::PauseRead { conn } | Output::ResumeRead { conn } => {
                     let paused = matches!(out, Output::PauseRead { .. });
                     let i = self.index_of(conn);
