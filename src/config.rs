@@ -132,11 +132,6 @@ pub const JETSTREAM_ACCEPTED_IGNORED: &[&str] = &[
     "strict",
     "sync",
     "sync_interval",
-    "max_memory_store",
-    "max_mem_store",
-    "max_mem",
-    "max_file_store",
-    "max_file",
     "domain",
     "key",
     "ek",
@@ -567,6 +562,12 @@ fn apply_jetstream(
                 match k.as_str() {
                     "store" | "store_dir" | "storedir" => set_store_dir(opts, store_dir_seen, f)?,
                     "enable" | "enabled" => enable = want_bool(f)?,
+                    "max_memory_store" | "max_mem_store" | "max_mem" => {
+                        opts.engine.jetstream_max_memory = want_int(f)?;
+                    }
+                    "max_file_store" | "max_file" => {
+                        opts.engine.jetstream_max_store = want_int(f)?;
+                    }
                     k if JETSTREAM_ACCEPTED_IGNORED.contains(&k) => {
                         ignored(opts, f, "jetstream option")
                     }
@@ -998,9 +999,14 @@ mod tests {
         assert!(!load("jetstream: disabled").jetstream);
         assert!(!load("jetstream: false").jetstream);
         let o = load("jetstream { store_dir: /data/js\nmax_mem: 1G\nmax_file: 10G }");
+        assert_eq!(o.engine.jetstream_max_memory, 1_000_000_000);
+        assert_eq!(o.engine.jetstream_max_store, 10_000_000_000);
         assert!(o.jetstream && o.engine.jetstream);
         assert_eq!(o.store_dir, Some(PathBuf::from("/data/js")));
-        assert_eq!(o.warnings.len(), 2);
+        assert!(
+            o.warnings.is_empty(),
+            "max_mem and max_file are applied now"
+        );
         let o = load("jetstream { store: /x, enabled: false }");
         assert!(!o.jetstream);
         assert_eq!(o.store_dir, Some(PathBuf::from("/x")));

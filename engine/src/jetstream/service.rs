@@ -191,12 +191,30 @@ impl JetStream {
         now: i64,
         fx: &mut Effects,
     ) {
+        let limited = self.cfg.max_memory >= 0 || self.cfg.max_store >= 0;
+        let (mem, file) = if limited { self.usage() } else { (0, 0) };
+        let (max_memory, max_store) = (self.cfg.max_memory, self.cfg.max_store);
         let Some(stream) = self.stream_by_id(stream_id) else {
             return;
         };
         let name = stream.config.name.clone();
         let no_ack = stream.config.no_ack;
-        let result = stream.publish(subject, hdrs, data, now);
+        let size = stream
+            .store
+            .size_of(subject, hdrs.map_or(&[][..], |h| &h[..]), data);
+        // The server-wide store limits (jetstream { max_memory_store, max_file_store }).
+        let full = match stream.config.storage {
+            StorageType::Memory => max_memory >= 0 && mem + size > max_memory as u64,
+            StorageType::File => max_store >= 0 && file + size > max_store as u64,
+        };
+        let result = if full {
+            Err(match stream.config.storage {
+                StorageType::Memory => errors::memory_resources_exceeded(),
+                StorageType::File => errors::storage_resources_exceeded(),
+            })
+        } else {
+            stream.publish(subject, hdrs, data, now)
+        };
         let persisted = stream.persist.is_some();
         let Some(reply) = reply.filter(|r| !r.is_empty()) else {
             return;
