@@ -130,8 +130,6 @@ pub const ACCEPTED_IGNORED: &[&str] = &[
 /// `jetstream { … }` fields accepted without acting on them.
 pub const JETSTREAM_ACCEPTED_IGNORED: &[&str] = &[
     "strict",
-    "sync",
-    "sync_interval",
     "domain",
     "key",
     "ek",
@@ -567,6 +565,14 @@ fn apply_jetstream(
                     }
                     "max_file_store" | "max_file" => {
                         opts.engine.jetstream_max_store = want_int(f)?;
+                    }
+                    "sync_interval" | "sync" => {
+                        let always = matches!(&f.node.value, Value::String(v) if v.eq_ignore_ascii_case("always"));
+                        opts.engine.jetstream_sync_interval = if always {
+                            None
+                        } else {
+                            Some(duration(opts, f)?).filter(|d| !d.is_zero())
+                        };
                     }
                     k if JETSTREAM_ACCEPTED_IGNORED.contains(&k) => {
                         ignored(opts, f, "jetstream option")
@@ -1006,6 +1012,18 @@ mod tests {
         assert!(
             o.warnings.is_empty(),
             "max_mem and max_file are applied now"
+        );
+        assert_eq!(
+            load("jetstream { sync_interval: \"2s\" }")
+                .engine
+                .jetstream_sync_interval,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(
+            load("jetstream { sync_interval: always }")
+                .engine
+                .jetstream_sync_interval,
+            None
         );
         let o = load("jetstream { store: /x, enabled: false }");
         assert!(!o.jetstream);

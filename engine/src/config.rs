@@ -39,6 +39,10 @@ pub struct Config {
     /// File-backed streams persist through storage operations. A runtime without
     /// a disk executor sets this false (file streams then live in memory).
     pub jetstream_persist: bool,
+    /// `jetstream { sync_interval }`: `None` (the default, `always`) fsyncs
+    /// before every PubAck; a duration acknowledges after the write and fsyncs
+    /// periodically.
+    pub jetstream_sync_interval: Option<Duration>,
 }
 
 impl Default for Config {
@@ -60,6 +64,7 @@ impl Default for Config {
             jetstream_max_memory: -1,
             jetstream_max_store: -1,
             jetstream_persist: true,
+            jetstream_sync_interval: None,
         }
     }
 }

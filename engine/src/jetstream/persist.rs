@@ -143,6 +143,7 @@ impl Persist {
         &mut self,
         next_seq: u64,
         first_seq: u64,
+        sync: bool,
         ids: &mut OpIds,
         ops: &mut OpQueue,
     ) -> Option<StorageId> {
@@ -152,8 +153,9 @@ impl Persist {
         let data = self.pending.split().freeze();
         let len = data.len() as u64;
         let file = self.seg_path(self.seg);
+        let write_id = ids.next();
         ops.push((
-            ids.next(),
+            write_id,
             StorageOp::Write {
                 file: file.clone(),
                 offset: self.seg_len,
@@ -161,16 +163,34 @@ impl Persist {
             },
         ));
         self.seg_len += len;
-        let sync = ids.next();
-        ops.push((sync, StorageOp::Sync { file }));
-        if self.seg_len >= SEGMENT_BYTES {
+        let full = self.seg_len >= SEGMENT_BYTES;
+        // Relaxed mode (sync_interval) skips the fsync, except when closing a
+        // segment: only the active segment is ever left unsynced.
+        let done = if sync || full {
+            let id = ids.next();
+            ops.push((id, StorageOp::Sync { file }));
+            id
+        } else {
+            write_id
+        };
+        if full {
             self.seg += 1;
             self.seg_len = 0;
             self.segments.insert(self.seg, 0);
             log::encode_next(&mut self.pending, next_seq);
         }
         self.drop_old_segments(first_seq, ids, ops);
-        Some(sync)
+        Some(done)
+    }
+
+    /// Make everything written so far durable (relaxed mode's periodic fsync).
+    pub fn sync(&self, ids: &mut OpIds, ops: &mut OpQueue) {
+        ops.push((
+            ids.next(),
+            StorageOp::Sync {
+                file: self.seg_path(self.seg),
+            },
+        ));
     }
 
     /// Remove leading segments all of whose messages are gone. Only the head is
@@ -224,12 +244,12 @@ mod tests {
         let mut ops = Vec::new();
         let mut p = Persist::new("S", 1);
         assert!(
-            p.flush(1, 1, &mut ids, &mut ops).is_some(),
+            p.flush(1, 1, true, &mut ids, &mut ops).is_some(),
             "the NEXT record"
         );
         for s in 1..=40 {
             p.log_msg(&msg(s));
-            p.flush(s + 1, 1, &mut ids, &mut ops);
+            p.flush(s + 1, 1, true, &mut ids, &mut ops);
         }
         let writes: Vec<&str> = ops
             .iter()
@@ -252,7 +272,7 @@ mod tests {
         // Once every message of segment 1 is gone it is removed; segment 2 stays.
         ops.clear();
         p.log_delete(&[1]);
-        p.flush(41, 17, &mut ids, &mut ops);
+        p.flush(41, 17, true, &mut ids, &mut ops);
         let removed: Vec<&StorageOp> = ops
             .iter()
             .map(|(_, op)| op)

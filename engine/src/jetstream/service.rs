@@ -52,6 +52,11 @@ pub struct JsConfig {
     /// Whether file-backed streams persist through storage operations. Off, file
     /// streams behave like memory streams (used where no disk executor exists).
     pub persist: bool,
+    /// `jetstream { sync_interval }` in nanoseconds. 0 (the default, `always`):
+    /// every PubAck waits for an fsync. Otherwise PubAcks wait only for the write,
+    /// and an fsync runs at this interval: an operator's explicit choice to trade
+    /// the last interval's acknowledged messages on power loss for throughput.
+    pub sync_interval_ns: i64,
 }
 
 /// Which part of the service an internal subscription feeds.
@@ -136,6 +141,8 @@ pub struct JetStream {
     recovering: BTreeMap<StorageId, Recovering>,
     found: BTreeMap<String, Found>,
     ready: bool,
+    /// Relaxed mode: when writes began to wait for the periodic fsync.
+    unsynced_since: Option<i64>,
 }
 
 impl JetStream {
@@ -152,6 +159,7 @@ impl JetStream {
             recovering: BTreeMap::new(),
             found: BTreeMap::new(),
             ready: false,
+            unsynced_since: None,
         };
         for s in API_SUBJECTS {
             fx.subscribe.push((Target::Api, s.to_string()));
@@ -258,12 +266,16 @@ impl JetStream {
 
     /// End of an input: emit every stream's queued log records (one write and
     /// one fsync per stream) and attach the held acks to the last sync.
-    pub fn flush(&mut self, fx: &mut Effects) {
+    pub fn flush(&mut self, now: i64, fx: &mut Effects) {
+        let sync = self.cfg.sync_interval_ns <= 0;
         let mut last_sync = None;
         for s in self.streams.values_mut() {
-            if let Some(id) = s.flush(&mut self.ids, &mut fx.storage) {
+            if let Some(id) = s.flush(sync, &mut self.ids, &mut fx.storage) {
                 last_sync = Some(id);
             }
+        }
+        if !sync && last_sync.is_some() && self.unsynced_since.is_none() {
+            self.unsynced_since = Some(now);
         }
         if let Some(held) = self.waiting.remove(&StorageId(0)) {
             match last_sync {
@@ -284,14 +296,33 @@ impl JetStream {
 
     /// When (unix ns) the next message expires under max_age, if any.
     pub fn next_expiry(&self) -> Option<i64> {
-        self.streams
+        let expiry = self
+            .streams
             .values()
             .filter_map(|s| s.store.next_expiry(s.config.max_age))
-            .min()
+            .min();
+        let sync = self
+            .unsynced_since
+            .map(|t| t.saturating_add(self.cfg.sync_interval_ns));
+        match (expiry, sync) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Expire messages by max_age; returns the next time (unix ns) to call again.
-    pub fn tick(&mut self, now: i64) -> Option<i64> {
+    pub fn tick(&mut self, now: i64, fx: &mut Effects) -> Option<i64> {
+        if self
+            .unsynced_since
+            .is_some_and(|t| t.saturating_add(self.cfg.sync_interval_ns) <= now)
+        {
+            self.unsynced_since = None;
+            for s in self.streams.values() {
+                if let Some(p) = &s.persist {
+                    p.sync(&mut self.ids, &mut fx.storage);
+                }
+            }
+        }
         let mut next: Option<i64> = None;
         for s in self.streams.values_mut() {
             if s.config.max_age > 0 {

@@ -11,7 +11,9 @@ use super::headers;
 use super::persist::{OpIds, OpQueue, Persist};
 use super::store::{Accounting, Limits, MsgStore, Removed, StoredMsg};
 use super::time::Timestamp;
-use super::types::{DiscardPolicy, StorageType, StreamConfig, StreamInfo, StreamState};
+use super::types::{
+    DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo, StreamState,
+};
 use crate::storage::StorageId;
 
 /// Most message ids remembered for deduplication per stream; the oldest go first.
@@ -35,6 +37,8 @@ pub struct Stream {
     pub created: i64,
     pub store: MsgStore,
     pub persist: Option<Persist>,
+    /// Consumers of this stream (none exist yet; interest retention reads it).
+    pub consumers: usize,
     dedup: BTreeMap<Bytes, (u64, i64)>,
     dedup_order: VecDeque<(i64, Bytes)>,
     last_msg_id: Bytes,
@@ -55,6 +59,7 @@ impl Stream {
             created,
             store: MsgStore::new(accounting, 1),
             persist,
+            consumers: 0,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
             last_msg_id: Bytes::new(),
@@ -75,6 +80,7 @@ impl Stream {
             created,
             store,
             persist: Some(persist),
+            consumers: 0,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
             last_msg_id: Bytes::new(),
@@ -215,6 +221,16 @@ impl Stream {
                 ));
             }
         }
+        if self.config.retention == RetentionPolicy::Interest && self.consumers == 0 {
+            // Interest retention with nobody interested: the message takes a
+            // sequence and is not kept (nats-server does the same).
+            let seq = self.store.last_seq() + 1;
+            self.store.skip_to(seq + 1);
+            if let Some(p) = self.persist.as_mut() {
+                p.log_next(seq + 1);
+            }
+            return Ok(Stored::New(seq));
+        }
         let seq = self.store.append(subject.clone(), hdr, data.clone(), now);
         if let (Some(p), Some(m)) = (self.persist.as_mut(), self.store.get(seq)) {
             p.log_msg(m);
@@ -258,10 +274,12 @@ impl Stream {
     }
 
     /// Emit queued log records; the returned id completes when they are durable.
-    pub fn flush(&mut self, ids: &mut OpIds, ops: &mut OpQueue) -> Option<StorageId> {
+    /// Emit queued log records; the returned id completes when they are durable
+    /// (`sync`), or written (relaxed mode).
+    pub fn flush(&mut self, sync: bool, ids: &mut OpIds, ops: &mut OpQueue) -> Option<StorageId> {
         let next = self.store.last_seq() + 1;
         let first = self.store.first_seq();
-        self.persist.as_mut()?.flush(next, first, ids, ops)
+        self.persist.as_mut()?.flush(next, first, sync, ids, ops)
     }
 
     pub fn state(&self, consumers: usize) -> StreamState {

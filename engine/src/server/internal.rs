@@ -26,6 +26,10 @@ impl Server {
             max_memory: self.cfg.jetstream_max_memory,
             max_store: self.cfg.jetstream_max_store,
             persist: self.cfg.jetstream_persist,
+            sync_interval_ns: self
+                .cfg
+                .jetstream_sync_interval
+                .map_or(0, |d| d.as_nanos() as i64),
         };
         let mut fx = Effects::default();
         self.js = Some(JetStream::start(cfg, &mut fx));
@@ -124,9 +128,10 @@ impl Server {
     /// everything this input stored) and JetStream's expiry timer is re-armed.
     pub(super) fn end_of_input(&mut self) {
         self.run_internal();
+        let now = self.wall(self.now);
         let Some(js) = self.js.as_mut() else { return };
         let mut fx = Effects::default();
-        js.flush(&mut fx);
+        js.flush(now, &mut fx);
         self.apply_effects(fx);
         self.run_internal();
         self.arm_jetstream_timer();
@@ -155,7 +160,9 @@ impl Server {
         self.js_timer = None;
         let wall = self.wall(now);
         if let Some(js) = self.js.as_mut() {
-            js.tick(wall);
+            let mut fx = Effects::default();
+            js.tick(wall, &mut fx);
+            self.apply_effects(fx);
         }
     }
 
