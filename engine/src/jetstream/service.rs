@@ -215,6 +215,8 @@ impl JetStream {
             StorageType::Memory => max_memory >= 0 && mem + size > max_memory as u64,
             StorageType::File => max_store >= 0 && file + size > max_store as u64,
         };
+        // Republish reports the subject's previous sequence (gap detection).
+        let prev_on_subject = stream.store.last_seq_on(subject);
         let result = if full {
             Err(match stream.config.storage {
                 StorageType::Memory => errors::memory_resources_exceeded(),
@@ -223,6 +225,11 @@ impl JetStream {
         } else {
             stream.publish(subject, hdrs, data, now)
         };
+        if let (Ok(Stored::New(seq)), Some(rp)) = (&result, stream.config.republish.as_ref()) {
+            if let Some(out) = republish(rp, &stream.config.name, *seq, prev_on_subject, stream) {
+                fx.publish.push(out);
+            }
+        }
         let persisted = stream.persist.is_some();
         let Some(reply) = reply.filter(|r| !r.is_empty()) else {
             return;
@@ -1004,6 +1011,77 @@ impl JetStream {
     }
 }
 
+/// Row SC26: a stored message copied to the republish destination, with the
+/// Nats-Stream, Nats-Subject, Nats-Sequence and Nats-Last-Sequence (the
+/// subject's previous sequence) headers, and Nats-Msg-Size when only headers go.
+fn republish(rp: &RePublish, name: &str, seq: u64, prev: u64, stream: &Stream) -> Option<Outgoing> {
+    let m = stream.store.get(seq)?;
+    let subject = std::str::from_utf8(&m.subject).ok()?;
+    let src = if rp.source.is_empty() {
+        ">"
+    } else {
+        rp.source.as_str()
+    };
+    let dest = transform(src, &rp.destination, subject)?;
+    let (seq_s, last, size) = (seq.to_string(), prev.to_string(), m.data.len().to_string());
+    let mut pairs = vec![
+        ("Nats-Stream", name),
+        ("Nats-Subject", subject),
+        ("Nats-Sequence", seq_s.as_str()),
+        ("Nats-Last-Sequence", last.as_str()),
+    ];
+    if rp.headers_only {
+        pairs.push(("Nats-Msg-Size", size.as_str()));
+    }
+    let hdrs = headers::append(&m.headers, &pairs);
+    let payload = if rp.headers_only {
+        Bytes::new()
+    } else {
+        m.data.clone()
+    };
+    Some(Outgoing {
+        subject: Bytes::from(dest),
+        headers: Some(Bytes::from(hdrs)),
+        payload,
+    })
+}
+
+/// Map `subject` (which `src` matches) onto `dest`: `$N` and `{{wildcard(N)}}`
+/// take the N-th `*` token, a trailing `>` the rest. `None` when `src` does not match.
+fn transform(src: &str, dest: &str, subject: &str) -> Option<String> {
+    if !subject_matches(src.as_bytes(), subject.as_bytes()) {
+        return None;
+    }
+    let st: Vec<&str> = subject.split('.').collect();
+    let mut stars = Vec::new();
+    let mut rest = String::new();
+    for (i, tok) in src.split('.').enumerate() {
+        match tok {
+            "*" => stars.push(*st.get(i)?),
+            ">" => rest = st.get(i..)?.join("."),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for tok in dest.split('.') {
+        let t = tok.trim();
+        let wildcard = t.strip_prefix('$').or_else(|| {
+            t.strip_prefix("{{")
+                .and_then(|x| x.strip_suffix("}}"))
+                .map(str::trim)
+                .and_then(|x| x.strip_prefix("wildcard("))
+                .and_then(|x| x.strip_suffix(')'))
+                .map(str::trim)
+        });
+        match (t, wildcard.and_then(|n| n.parse::<usize>().ok())) {
+            (">", _) => out.push(rest.clone()),
+            (_, Some(n)) if n >= 1 => out.push((*stars.get(n - 1)?).to_string()),
+            _ => out.push(tok.to_string()),
+        }
+    }
+    Some(out.join("."))
+}
+
 /// The internal subscriptions of a stream: its subjects, and its direct-get
 /// subjects when it allows direct gets.
 fn subscribe_stream(cfg: &StreamConfig, id: u64, out: &mut Vec<(Target, String)>) {
@@ -1019,6 +1097,29 @@ fn subscribe_stream(cfg: &StreamConfig, id: u64, out: &mut Vec<(Target, String)>
             Target::Direct(id),
             format!("$JS.API.DIRECT.GET.{}.>", cfg.name),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transform;
+
+    #[test]
+    fn republish_transforms() {
+        assert_eq!(
+            transform(">", "rp.>", "orders.1").as_deref(),
+            Some("rp.orders.1")
+        );
+        assert_eq!(
+            transform("orders.*", "new.$1", "orders.7").as_deref(),
+            Some("new.7")
+        );
+        assert_eq!(
+            transform("a.*.*", "b.{{wildcard(2)}}.{{ wildcard(1) }}", "a.x.y").as_deref(),
+            Some("b.y.x")
+        );
+        assert_eq!(transform("orders.*", "x", "other.1"), None);
+        assert_eq!(transform("a.>", "lit", "a.b.c").as_deref(), Some("lit"));
     }
 }
 
