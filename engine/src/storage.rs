@@ -6,9 +6,10 @@
 //! and reports back through [`Server::handle_storage`](crate::Server::handle_storage).
 //!
 //! Contract for executors:
-//! - Operations are performed **in the order they were emitted** (an executor may
-//!   batch, but never reorders). A `Sync` therefore covers every `Write` emitted
-//!   before it to the same file.
+//! - Operations are performed **in the order they were emitted**. A `Sync`
+//!   covers every `Write` emitted before it to the same file; an executor may
+//!   delay a `Sync` past later writes to that file (group commit), since it then
+//!   covers more, never less. Completions may arrive in any order.
 //! - Paths are relative, `/`-separated, and never contain `..` or a leading `/`;
 //!   the executor resolves them against the store directory. Parent directories
 //!   are created on demand.

@@ -68,25 +68,50 @@ impl Disk {
     ) {
         let mut i = 0;
         while i < batch.len() {
-            let (id, op) = &batch[i];
-            if let StorageOp::Sync { file } = op {
-                // Group commit: consecutive syncs of the same file share one fsync.
-                let mut j = i + 1;
-                while j < batch.len()
-                    && matches!(&batch[j].1, StorageOp::Sync { file: f } if f == file)
-                {
-                    j += 1;
+            // Group commit: a run of writes and syncs to one file is performed as
+            // all its writes, in order, then one fsync that completes every sync of
+            // the run. A sync then covers more than the writes before it, never less.
+            let file = match &batch[i].1 {
+                StorageOp::Write { file, .. } | StorageOp::Sync { file } => file,
+                op => {
+                    let result = self.perform(op);
+                    done(batch[i].0, result);
+                    i += 1;
+                    continue;
                 }
-                let result = self.sync(file);
-                for (id, _) in &batch[i..j] {
-                    done(*id, result.clone());
-                }
-                i = j;
-                continue;
+            };
+            let mut j = i;
+            while j < batch.len()
+                && matches!(&batch[j].1, StorageOp::Write { file: f, .. } | StorageOp::Sync { file: f } if f == file)
+            {
+                j += 1;
             }
-            let result = self.perform(op);
-            done(*id, result);
-            i += 1;
+            let run = &batch[i..j];
+            let mut failed: Option<StorageResult> = None;
+            for (id, op) in run {
+                if let StorageOp::Write { .. } = op {
+                    let result = match &failed {
+                        Some(e) => e.clone(),
+                        None => self.perform(op),
+                    };
+                    if matches!(result, StorageResult::Error(_)) && failed.is_none() {
+                        failed = Some(result.clone());
+                    }
+                    done(*id, result);
+                }
+            }
+            if run
+                .iter()
+                .any(|(_, op)| matches!(op, StorageOp::Sync { .. }))
+            {
+                let result = failed.unwrap_or_else(|| self.sync(file));
+                for (id, op) in run {
+                    if let StorageOp::Sync { .. } = op {
+                        done(*id, result.clone());
+                    }
+                }
+            }
+            i = j;
         }
     }
 
