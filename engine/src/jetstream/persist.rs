@@ -136,24 +136,26 @@ impl Persist {
         log::encode_next(&mut self.pending, next);
     }
 
-    /// Emit what was queued: one Write and one Sync. Returns the Sync's id, which
-    /// completes once everything logged so far is durable. `next_seq` starts a new
-    /// segment when this one is full. `first_seq` lets whole segments below it go.
+    /// Emit what was queued: one Write and one Sync. Returns the ids of the Write
+    /// and of the Sync; the Sync completes once everything logged so far is
+    /// durable, unless the Write failed. `next_seq` starts a new segment when this
+    /// one is full. `first_seq` lets whole segments below it go.
     pub fn flush(
         &mut self,
         next_seq: u64,
         first_seq: u64,
         ids: &mut OpIds,
         ops: &mut OpQueue,
-    ) -> Option<StorageId> {
+    ) -> Option<(StorageId, StorageId)> {
         if self.pending.is_empty() {
             return None;
         }
         let data = self.pending.split().freeze();
         let len = data.len() as u64;
         let file = self.seg_path(self.seg);
+        let write = ids.next();
         ops.push((
-            ids.next(),
+            write,
             StorageOp::Write {
                 file: file.clone(),
                 offset: self.seg_len,
@@ -170,7 +172,7 @@ impl Persist {
             log::encode_next(&mut self.pending, next_seq);
         }
         self.drop_old_segments(first_seq, ids, ops);
-        Some(sync)
+        Some((write, sync))
     }
 
     /// Remove leading segments all of whose messages are gone. Only the head is

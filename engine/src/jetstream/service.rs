@@ -2,7 +2,7 @@
 //! streams, PubAcks that wait for durability, and recovery of file-backed
 //! streams at start. It talks to the routing core only through [`Effects`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -132,6 +132,12 @@ pub struct JetStream {
     ids: OpIds,
     /// Acks by the id of the Sync that makes them true.
     waiting: BTreeMap<StorageId, Vec<PendingAck>>,
+    /// Log Writes in flight, with the Sync whose acks they carry.
+    log_writes: BTreeMap<StorageId, StorageId>,
+    /// Syncs whose acks must fail because a Write before them failed.
+    doomed: BTreeSet<StorageId>,
+    /// Log Syncs emitted and not yet completed.
+    outstanding: BTreeSet<StorageId>,
     /// Recovery operations in flight; the service is ready when none are left.
     recovering: BTreeMap<StorageId, Recovering>,
     found: BTreeMap<String, Found>,
@@ -149,6 +155,9 @@ impl JetStream {
             api: ApiStats::default(),
             ids: OpIds::default(),
             waiting: BTreeMap::new(),
+            log_writes: BTreeMap::new(),
+            doomed: BTreeSet::new(),
+            outstanding: BTreeSet::new(),
             recovering: BTreeMap::new(),
             found: BTreeMap::new(),
             ready: false,
@@ -226,8 +235,9 @@ impl JetStream {
             reply: reply.clone(),
             payload: Bytes::from(payload),
         };
-        if persisted && matches!(result, Ok(Stored::New(_))) {
-            // Held until the flush at the end of this input makes it durable.
+        if persisted && result.is_ok() {
+            // Held until the flush at the end of this input makes it durable. A
+            // duplicate is held too: the message it names may not be durable yet.
             self.waiting.entry(StorageId(0)).or_default().push(ack);
         } else {
             fx.publish.push(Outgoing {
@@ -242,13 +252,23 @@ impl JetStream {
     /// one fsync per stream) and attach the held acks to the last sync.
     pub fn flush(&mut self, fx: &mut Effects) {
         let mut last_sync = None;
+        let mut writes = Vec::new();
         for s in self.streams.values_mut() {
-            if let Some(id) = s.flush(&mut self.ids, &mut fx.storage) {
-                last_sync = Some(id);
+            if let Some((write, sync)) = s.flush(&mut self.ids, &mut fx.storage) {
+                writes.push(write);
+                self.outstanding.insert(sync);
+                last_sync = Some(sync);
+            }
+        }
+        if let Some(sync) = last_sync {
+            for w in writes {
+                self.log_writes.insert(w, sync);
             }
         }
         if let Some(held) = self.waiting.remove(&StorageId(0)) {
-            match last_sync {
+            // With nothing written now (only duplicates were acked), the acks
+            // wait for the last sync still in flight: it covers every earlier record.
+            match last_sync.or_else(|| self.outstanding.last().copied()) {
                 // Syncs complete in order, so the last one covers every stream.
                 Some(id) => self.waiting.entry(id).or_default().extend(held),
                 None => {
@@ -288,6 +308,19 @@ impl JetStream {
 
     /// A storage operation completed.
     pub fn storage_done(&mut self, id: StorageId, result: StorageResult, fx: &mut Effects) {
+        if let Some(sync) = self.log_writes.remove(&id) {
+            if let StorageResult::Error(e) = &result {
+                tracing::warn!("JetStream log write failed: {e}");
+                self.doomed.insert(sync);
+            }
+            return;
+        }
+        self.outstanding.remove(&id);
+        let result = if self.doomed.remove(&id) && !matches!(result, StorageResult::Error(_)) {
+            StorageResult::Error("write failed".into())
+        } else {
+            result
+        };
         if let Some(acks) = self.waiting.remove(&id) {
             match &result {
                 StorageResult::Error(e) => {

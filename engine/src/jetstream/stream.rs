@@ -257,8 +257,9 @@ impl Stream {
         self.log_removed(&removed.seqs);
     }
 
-    /// Emit queued log records; the returned id completes when they are durable.
-    pub fn flush(&mut self, ids: &mut OpIds, ops: &mut OpQueue) -> Option<StorageId> {
+    /// Emit queued log records; returns the ids of their Write and of the Sync
+    /// that completes when they are durable.
+    pub fn flush(&mut self, ids: &mut OpIds, ops: &mut OpQueue) -> Option<(StorageId, StorageId)> {
         let next = self.store.last_seq() + 1;
         let first = self.store.first_seq();
         self.persist.as_mut()?.flush(next, first, ids, ops)
