@@ -11,7 +11,7 @@ use super::errors::{self, ApiError};
 use super::headers;
 use super::log::{self, Record};
 use super::persist::{self, OpIds, OpQueue, Persist};
-use super::store::{Accounting, MsgStore};
+use super::store::{Accounting, Limits, MsgStore};
 use super::stream::{Stored, Stream};
 use super::time::Timestamp;
 use super::types::{self, *};
@@ -471,7 +471,22 @@ impl JetStream {
             };
             let id = self.next_id;
             self.next_id += 1;
-            let stream = Stream::recovered(id, meta.config, meta.created, store, persist);
+            let mut stream = Stream::recovered(id, meta.config, meta.created, store, persist);
+            // The config is replaced atomically before the log records of the
+            // evictions it caused are synced: a crash in between leaves more
+            // messages than the limits allow. Evict them again (logged).
+            let limits = Limits {
+                max_age: 0,
+                ..stream.limits()
+            };
+            let removed = stream.store.enforce(&limits, 0, None);
+            if !removed.seqs.is_empty() {
+                tracing::warn!(
+                    "JetStream stream '{name}': {} messages over the stream's limits removed",
+                    removed.seqs.len()
+                );
+                stream.log_removed(&removed.seqs);
+            }
             subscribe_stream(&stream.config, id, &mut fx.subscribe);
             tracing::info!(
                 "  Restored {} messages for stream '{name}'",
