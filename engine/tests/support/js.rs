@@ -318,6 +318,9 @@ impl JsHarness {
     fn reboot(&mut self) {
         self.restarts += 1;
         self.arrived.clear();
+        // Storage ids start again with the new server.
+        self.disk.performed_ok.clear();
+        self.disk.delivered.clear();
         self.server = Server::new(self.cfg.clone(), self.seed);
         self.boot();
     }
