@@ -930,7 +930,7 @@ mod model {
 use proptest::prelude::*;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Random publishes, deletes, purges, limit updates, partial storage progress,
     /// crashes (with and without torn tails) and restarts: after every restart the

@@ -464,29 +464,31 @@ impl JetStream {
                     }
                 }
             }
-            let persist = if segments.is_empty() {
+            let mut persist = if segments.is_empty() {
                 Persist::new(&name, store.last_seq() + 1)
             } else {
                 Persist::recovered(&name, segments, last_len)
             };
-            let id = self.next_id;
-            self.next_id += 1;
-            let mut stream = Stream::recovered(id, meta.config, meta.created, store, persist);
             // The config is replaced atomically before the log records of the
             // evictions it caused are synced: a crash in between leaves more
-            // messages than the limits allow. Evict them again (logged).
+            // messages than the limits allow. Evict them again (logged), before
+            // the dedup window is rebuilt from what is left.
             let limits = Limits {
-                max_age: 0,
-                ..stream.limits()
+                max_msgs: meta.config.max_msgs,
+                max_bytes: meta.config.max_bytes,
+                ..Limits::NONE
             };
-            let removed = stream.store.enforce(&limits, 0, None);
+            let removed = store.enforce(&limits, 0, None);
             if !removed.seqs.is_empty() {
                 tracing::warn!(
                     "JetStream stream '{name}': {} messages over the stream's limits removed",
                     removed.seqs.len()
                 );
-                stream.log_removed(&removed.seqs);
+                persist.log_delete(&removed.seqs);
             }
+            let id = self.next_id;
+            self.next_id += 1;
+            let stream = Stream::recovered(id, meta.config, meta.created, store, persist);
             subscribe_stream(&stream.config, id, &mut fx.subscribe);
             tracing::info!(
                 "  Restored {} messages for stream '{name}'",
