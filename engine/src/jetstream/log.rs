@@ -150,6 +150,55 @@ fn decode_body(kind: u8, body: &Bytes) -> Option<Record> {
     }
 }
 
+/// The record framed at `i` whose frame ends at `end` (CRC checked).
+fn framed(seg: &Bytes, i: usize, end: usize) -> Option<Record> {
+    if end < i + FRAME || end > seg.len() {
+        return None;
+    }
+    let kind = seg[i + 8];
+    let body = seg.slice(i + 9..end - 4);
+    let crc = u32_at(seg, end - 4)?;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[kind]);
+    h.update(&body);
+    (h.finalize() == crc)
+        .then(|| decode_body(kind, &body))
+        .flatten()
+}
+
+/// The record at `i` as its length field says, with where it ends.
+fn record_at(seg: &Bytes, i: usize) -> Option<(Record, usize)> {
+    if u32_at(seg, i)? != MAGIC {
+        return None;
+    }
+    let len = u32_at(seg, i + 4)? as usize;
+    if len > MAX_BODY {
+        return None;
+    }
+    let end = i + FRAME + len;
+    Some((framed(seg, i, end)?, end))
+}
+
+/// A record at `i` whose length field is damaged: it may end where the next good
+/// record starts, or at the end of the segment. Only ends up to the next good
+/// record are tried, so a record is never stitched across a good one.
+fn repair(seg: &Bytes, i: usize) -> Option<(Record, usize)> {
+    let mut end = i + FRAME;
+    while end <= seg.len() {
+        let at_eof = end == seg.len();
+        if at_eof || u32_at(seg, end) == Some(MAGIC) {
+            if let Some(r) = framed(seg, i, end) {
+                return Some((r, end));
+            }
+            if at_eof || record_at(seg, end).is_some() {
+                return None;
+            }
+        }
+        end += 1;
+    }
+    None
+}
+
 /// Decode a whole segment. Never fails: bad records are skipped and reported.
 pub fn decode(seg: &Bytes) -> Decoded {
     let mut out = Decoded::default();
@@ -160,36 +209,21 @@ pub fn decode(seg: &Bytes) -> Decoded {
             i += 1;
             continue;
         }
-        let len = u32_at(seg, i + 4).unwrap_or(u32::MAX) as usize;
-        if len > MAX_BODY || i + FRAME + len > seg.len() {
-            if i + FRAME + len > seg.len() && len <= MAX_BODY {
-                // Runs past the end: a torn tail (or a corrupt length).
-                break;
-            }
-            out.corrupt.push(i as u64);
-            i += 1;
+        // A record as framed, or one whose length field alone was damaged (its
+        // checksum still holds over the bytes up to the next good record).
+        if let Some((r, end)) = record_at(seg, i).or_else(|| repair(seg, i)) {
+            out.records.push(r);
+            i = end;
+            out.good_len = i as u64;
             continue;
         }
-        let kind = seg[i + 8];
-        let body = seg.slice(i + 9..i + 9 + len);
-        let crc = u32_at(seg, i + 9 + len).unwrap_or(0);
-        let mut h = crc32fast::Hasher::new();
-        h.update(&[kind]);
-        h.update(&body);
-        match (h.finalize() == crc)
-            .then(|| decode_body(kind, &body))
-            .flatten()
-        {
-            Some(r) => {
-                out.records.push(r);
-                i += FRAME + len;
-                out.good_len = i as u64;
-            }
-            None => {
-                out.corrupt.push(i as u64);
-                i += 1;
-            }
+        let len = u32_at(seg, i + 4).unwrap_or(u32::MAX) as usize;
+        if len <= MAX_BODY && i + FRAME + len > seg.len() {
+            // Runs past the end and nothing good follows: a torn tail.
+            break;
         }
+        out.corrupt.push(i as u64);
+        i += 1;
     }
     out
 }
@@ -275,6 +309,28 @@ mod tests {
             .collect();
         assert_eq!(seqs, vec![1, 2, 4, 5]);
         assert_eq!(d.records.last(), want.last());
+    }
+
+    #[test]
+    fn a_damaged_length_field_loses_nothing() {
+        let (seg, want) = sample();
+        // The second record (the first message) starts after the 21-byte NEXT.
+        for byte in 4..8 {
+            for mask in [0x01u8, 0x10, 0x80, 0xff] {
+                let mut bytes = seg.to_vec();
+                bytes[21 + byte] ^= mask;
+                let d = decode(&Bytes::from(bytes));
+                assert_eq!(d.records, want, "byte {byte} mask {mask:#x}");
+                assert_eq!(d.good_len, seg.len() as u64);
+            }
+        }
+        // Also in the last record, where a long length looks like a torn tail.
+        let last = seg.len() - 33;
+        for mask in [0x01u8, 0x02, 0x10] {
+            let mut bytes = seg.to_vec();
+            bytes[last + 7] ^= mask;
+            assert_eq!(decode(&Bytes::from(bytes)).records, want, "mask {mask:#x}");
+        }
     }
 
     #[test]

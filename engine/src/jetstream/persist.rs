@@ -136,9 +136,10 @@ impl Persist {
         log::encode_next(&mut self.pending, next);
     }
 
-    /// Emit what was queued: one Write and one Sync. Returns the Sync's id, which
-    /// completes once everything logged so far is durable. `next_seq` starts a new
-    /// segment when this one is full. `first_seq` lets whole segments below it go.
+    /// Emit what was queued: one Write and one Sync. Returns the ids of the Write
+    /// and of the Sync; the Sync completes once everything logged so far is
+    /// durable, unless the Write failed. `next_seq` starts a new segment when this
+    /// one is full. `first_seq` lets whole segments below it go.
     pub fn flush(
         &mut self,
         next_seq: u64,
@@ -146,7 +147,7 @@ impl Persist {
         sync: bool,
         ids: &mut OpIds,
         ops: &mut OpQueue,
-    ) -> Option<StorageId> {
+    ) -> Option<(StorageId, StorageId)> {
         if self.pending.is_empty() {
             return None;
         }
@@ -180,7 +181,7 @@ impl Persist {
             log::encode_next(&mut self.pending, next_seq);
         }
         self.drop_old_segments(first_seq, ids, ops);
-        Some(done)
+        Some((write_id, done))
     }
 
     /// Make everything written so far durable (relaxed mode's periodic fsync).

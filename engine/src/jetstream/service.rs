@@ -2,7 +2,7 @@
 //! streams, PubAcks that wait for durability, and recovery of file-backed
 //! streams at start. It talks to the routing core only through [`Effects`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use super::errors::{self, ApiError};
 use super::headers;
 use super::log::{self, Record};
 use super::persist::{self, OpIds, OpQueue, Persist};
-use super::store::{Accounting, MsgStore};
+use super::store::{Accounting, Limits, MsgStore};
 use super::stream::{Stored, Stream};
 use super::time::Timestamp;
 use super::types::{self, *};
@@ -137,6 +137,12 @@ pub struct JetStream {
     ids: OpIds,
     /// Acks by the id of the Sync that makes them true.
     waiting: BTreeMap<StorageId, Vec<PendingAck>>,
+    /// Log Writes in flight, with the Sync whose acks they carry.
+    log_writes: BTreeMap<StorageId, StorageId>,
+    /// Syncs whose acks must fail because a Write before them failed.
+    doomed: BTreeSet<StorageId>,
+    /// Log Syncs emitted and not yet completed.
+    outstanding: BTreeSet<StorageId>,
     /// Recovery operations in flight; the service is ready when none are left.
     recovering: BTreeMap<StorageId, Recovering>,
     found: BTreeMap<String, Found>,
@@ -156,6 +162,9 @@ impl JetStream {
             api: ApiStats::default(),
             ids: OpIds::default(),
             waiting: BTreeMap::new(),
+            log_writes: BTreeMap::new(),
+            doomed: BTreeSet::new(),
+            outstanding: BTreeSet::new(),
             recovering: BTreeMap::new(),
             found: BTreeMap::new(),
             ready: false,
@@ -259,8 +268,9 @@ impl JetStream {
             reply: reply.clone(),
             payload: Bytes::from(payload),
         };
-        if persisted && matches!(result, Ok(Stored::New(_))) {
-            // Held until the flush at the end of this input makes it durable.
+        if persisted && result.is_ok() {
+            // Held until the flush at the end of this input makes it durable. A
+            // duplicate is held too: the message it names may not be durable yet.
             self.waiting.entry(StorageId(0)).or_default().push(ack);
         } else {
             fx.publish.push(Outgoing {
@@ -276,16 +286,29 @@ impl JetStream {
     pub fn flush(&mut self, now: i64, fx: &mut Effects) {
         let sync = self.cfg.sync_interval_ns <= 0;
         let mut last_sync = None;
+        let mut writes = Vec::new();
         for s in self.streams.values_mut() {
-            if let Some(id) = s.flush(sync, &mut self.ids, &mut fx.storage) {
-                last_sync = Some(id);
+            if let Some((write, done)) = s.flush(sync, &mut self.ids, &mut fx.storage) {
+                // In relaxed mode the write itself is what acks wait for.
+                if write != done {
+                    writes.push(write);
+                }
+                self.outstanding.insert(done);
+                last_sync = Some(done);
+            }
+        }
+        if let Some(sync) = last_sync {
+            for w in writes {
+                self.log_writes.insert(w, sync);
             }
         }
         if !sync && last_sync.is_some() && self.unsynced_since.is_none() {
             self.unsynced_since = Some(now);
         }
         if let Some(held) = self.waiting.remove(&StorageId(0)) {
-            match last_sync {
+            // With nothing written now (only duplicates were acked), the acks
+            // wait for the last sync still in flight: it covers every earlier record.
+            match last_sync.or_else(|| self.outstanding.last().copied()) {
                 // Syncs complete in order, so the last one covers every stream.
                 Some(id) => self.waiting.entry(id).or_default().extend(held),
                 None => {
@@ -344,6 +367,19 @@ impl JetStream {
 
     /// A storage operation completed.
     pub fn storage_done(&mut self, id: StorageId, result: StorageResult, fx: &mut Effects) {
+        if let Some(sync) = self.log_writes.remove(&id) {
+            if let StorageResult::Error(e) = &result {
+                tracing::warn!("JetStream log write failed: {e}");
+                self.doomed.insert(sync);
+            }
+            return;
+        }
+        self.outstanding.remove(&id);
+        let result = if self.doomed.remove(&id) && !matches!(result, StorageResult::Error(_)) {
+            StorageResult::Error("write failed".into())
+        } else {
+            result
+        };
         if let Some(acks) = self.waiting.remove(&id) {
             match &result {
                 StorageResult::Error(e) => {
@@ -487,11 +523,28 @@ impl JetStream {
                     }
                 }
             }
-            let persist = if segments.is_empty() {
+            let mut persist = if segments.is_empty() {
                 Persist::new(&name, store.last_seq() + 1)
             } else {
                 Persist::recovered(&name, segments, last_len)
             };
+            // The config is replaced atomically before the log records of the
+            // evictions it caused are synced: a crash in between leaves more
+            // messages than the limits allow. Evict them again (logged), before
+            // the dedup window is rebuilt from what is left.
+            let limits = Limits {
+                max_msgs: meta.config.max_msgs,
+                max_bytes: meta.config.max_bytes,
+                ..Limits::NONE
+            };
+            let removed = store.enforce(&limits, 0, None);
+            if !removed.seqs.is_empty() {
+                tracing::warn!(
+                    "JetStream stream '{name}': {} messages over the stream's limits removed",
+                    removed.seqs.len()
+                );
+                persist.log_delete(&removed.seqs);
+            }
             let id = self.next_id;
             self.next_id += 1;
             let stream = Stream::recovered(id, meta.config, meta.created, store, persist);

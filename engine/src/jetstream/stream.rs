@@ -273,10 +273,15 @@ impl Stream {
         self.log_removed(&removed.seqs);
     }
 
-    /// Emit queued log records; the returned id completes when they are durable.
-    /// Emit queued log records; the returned id completes when they are durable
-    /// (`sync`), or written (relaxed mode).
-    pub fn flush(&mut self, sync: bool, ids: &mut OpIds, ops: &mut OpQueue) -> Option<StorageId> {
+    /// Emit queued log records; returns the ids of their Write and of the
+    /// operation whose completion means they are durable (the Sync), or, in
+    /// relaxed mode (`sync` false), written (the Write itself).
+    pub fn flush(
+        &mut self,
+        sync: bool,
+        ids: &mut OpIds,
+        ops: &mut OpQueue,
+    ) -> Option<(StorageId, StorageId)> {
         let next = self.store.last_seq() + 1;
         let first = self.store.first_seq();
         self.persist.as_mut()?.flush(next, first, sync, ids, ops)

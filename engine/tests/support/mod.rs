@@ -12,6 +12,9 @@
 //! was [`Harness::stall`]ed, so the write deadline never fires by accident.
 #![allow(dead_code)]
 
+pub mod js;
+pub mod simdisk;
+
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
