@@ -969,3 +969,30 @@ fn deterministic_storage_and_output() {
     assert_eq!(log1, log2);
     assert_eq!(wire1, wire2);
 }
+
+/// A segment that cannot be read at recovery keeps its stream out of service:
+/// nothing is appended over it, and the name cannot be reused until an operator
+/// looks.
+#[test]
+fn unreadable_segment_keeps_the_stream_out_of_service() {
+    const SEG: &str = "streams/S/log/0000000001.seg";
+    let mut h = JsHarness::new(1);
+    h.create_stream("S", STREAM);
+    h.publish_batch(&msgs(5, 0));
+    h.disk.fail = Some(Box::new(
+        |_, op| matches!(op, StorageOp::Read { file, .. } if file == SEG),
+    ));
+    let before = h.disk.durable_file(SEG).unwrap().to_vec();
+    h.restart();
+    h.disk.fail = None;
+    let info = h.request("$JS.API.STREAM.INFO.S", "");
+    assert_eq!(info["error"]["err_code"], 10059, "not served: {info}");
+    let create = h.request("$JS.API.STREAM.CREATE.S", STREAM);
+    assert_eq!(create["error"]["err_code"], 10049, "name kept: {create}");
+    h.settle();
+    assert_eq!(
+        h.disk.durable_file(SEG).unwrap(),
+        &before[..],
+        "files untouched"
+    );
+}

@@ -117,6 +117,8 @@ enum Recovering {
 /// What recovery has gathered for one stream.
 #[derive(Default)]
 struct Found {
+    /// Why this stream cannot be opened (an unreadable file); its files are kept.
+    broken: Option<String>,
     meta: Option<Meta>,
     segments: Vec<u64>,
     data: BTreeMap<u64, Bytes>,
@@ -146,6 +148,8 @@ pub struct JetStream {
     /// Recovery operations in flight; the service is ready when none are left.
     recovering: BTreeMap<StorageId, Recovering>,
     found: BTreeMap<String, Found>,
+    /// Streams found on disk that could not be read, with the reason.
+    unrecoverable: BTreeMap<String, String>,
     ready: bool,
     /// Relaxed mode: when writes began to wait for the periodic fsync.
     unsynced_since: Option<i64>,
@@ -167,6 +171,7 @@ impl JetStream {
             outstanding: BTreeSet::new(),
             recovering: BTreeMap::new(),
             found: BTreeMap::new(),
+            unrecoverable: BTreeMap::new(),
             ready: false,
             unsynced_since: None,
         };
@@ -423,30 +428,65 @@ impl JetStream {
                     let dir = persist::stream_dir(&name);
                     let id = self.ids.next();
                     self.recovering.insert(id, Recovering::Meta(name.clone()));
-                    fx.storage.push((id, StorageOp::Read { file: format!("{dir}/meta.json"), offset: 0, len: 1 << 24 }));
+                    fx.storage.push((
+                        id,
+                        StorageOp::Read {
+                            file: format!("{dir}/meta.json"),
+                            offset: 0,
+                            len: 1 << 24,
+                        },
+                    ));
                     let id = self.ids.next();
-                    self.recovering.insert(id, Recovering::ListLog(name.clone()));
-                    fx.storage.push((id, StorageOp::List { dir: format!("{dir}/log") }));
+                    self.recovering
+                        .insert(id, Recovering::ListLog(name.clone()));
+                    fx.storage.push((
+                        id,
+                        StorageOp::List {
+                            dir: format!("{dir}/log"),
+                        },
+                    ));
                     self.found.insert(name, Found::default());
                 }
             }
-            (Recovering::Meta(name), StorageResult::Data(data)) => match serde_json::from_slice::<Meta>(&data) {
-                Ok(meta) => {
-                    if let Some(f) = self.found.get_mut(&name) {
-                        f.meta = Some(meta);
+            (Recovering::Meta(name), StorageResult::Data(data)) => {
+                match serde_json::from_slice::<Meta>(&data) {
+                    Ok(meta) => {
+                        if let Some(f) = self.found.get_mut(&name) {
+                            f.meta = Some(meta);
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(f) = self.found.get_mut(&name) {
+                            f.broken = Some(format!("unreadable meta.json: {e}"));
+                        }
                     }
                 }
-                Err(e) => tracing::warn!("JetStream stream '{name}': unreadable meta.json ({e}); stream skipped, files kept"),
-            },
+            }
             (Recovering::ListLog(name), StorageResult::Names(names)) => {
                 let dir = persist::stream_dir(&name);
-                let mut segs: Vec<u64> = names.iter().filter_map(|n| n.strip_suffix(".seg")?.parse().ok()).collect();
+                let mut segs: Vec<u64> = names
+                    .iter()
+                    .filter_map(|n| n.strip_suffix(".seg")?.parse().ok())
+                    .collect();
                 segs.sort_unstable();
                 for &seg in &segs {
                     let id = self.ids.next();
-                    self.recovering.insert(id, Recovering::Segment { stream: name.clone(), seg });
+                    self.recovering.insert(
+                        id,
+                        Recovering::Segment {
+                            stream: name.clone(),
+                            seg,
+                        },
+                    );
                     let file = format!("{dir}/log/{}", persist::segment_name(seg));
-                    fx.storage.push((id, StorageOp::Read { file, offset: 0, len: SEGMENT_READ_MAX }));
+                    fx.storage.push((
+                        id,
+                        StorageOp::Read {
+                            file,
+                            offset: 0,
+                            len: SEGMENT_READ_MAX,
+                        },
+                    ));
                 }
                 if let Some(f) = self.found.get_mut(&name) {
                     f.segments = segs;
@@ -459,8 +499,18 @@ impl JetStream {
             }
             (step, StorageResult::Error(e)) => {
                 tracing::warn!("JetStream recovery: {step:?} failed: {e}");
+                let name = match &step {
+                    Recovering::Meta(n) | Recovering::ListLog(n) => Some(n),
+                    Recovering::Segment { stream, .. } => Some(stream),
+                    Recovering::ListStreams => None,
+                };
+                if let Some(f) = name.and_then(|n| self.found.get_mut(n)) {
+                    f.broken = Some(format!("{step:?} failed: {e}"));
+                }
             }
-            (step, other) => tracing::warn!("JetStream recovery: {step:?} gave unexpected {other:?}"),
+            (step, other) => {
+                tracing::warn!("JetStream recovery: {step:?} gave unexpected {other:?}")
+            }
         }
         if self.recovering.is_empty() && !self.ready {
             self.finish_recovery(fx);
@@ -470,6 +520,13 @@ impl JetStream {
     fn finish_recovery(&mut self, fx: &mut Effects) {
         let found = std::mem::take(&mut self.found);
         for (name, f) in found {
+            if let Some(why) = f.broken {
+                // Never append over files we could not read: keep the stream out
+                // of service (and its name taken) until an operator looks.
+                tracing::error!("JetStream stream '{name}' could not be recovered ({why}); its files are kept and it is not served");
+                self.unrecoverable.insert(name, why);
+                continue;
+            }
             let Some(meta) = f.meta else { continue };
             let mut store = MsgStore::new(Accounting::File, 1);
             let mut segments = BTreeMap::new();
@@ -681,6 +738,10 @@ impl JetStream {
         }
         if let Err(e) = cfg.normalize_for_create(&self.limits()) {
             return fail(fx, e);
+        }
+        if let Some(why) = self.unrecoverable.get(&cfg.name) {
+            let text = format!("stream exists on disk but could not be recovered: {why}");
+            return fail(fx, errors::stream_create(text));
         }
         if let Some(existing) = self.streams.get(&cfg.name) {
             if existing.config == cfg {
