@@ -104,6 +104,9 @@ impl Target {
 pub struct Spec {
     pub args: Vec<String>,
     pub config: Option<String>,
+    /// Start with JetStream on (`-js -sd <dir>`), with a fresh store
+    /// directory per server that [`Server::restart`] keeps.
+    pub jetstream: bool,
 }
 
 impl Spec {
@@ -115,15 +118,26 @@ impl Spec {
     pub fn args(args: &[&str]) -> Spec {
         Spec {
             args: args.iter().map(|s| s.to_string()).collect(),
-            config: None,
+            ..Spec::default()
         }
+    }
+
+    /// JetStream on (`-js -sd <fresh temp dir>`), nothing else.
+    pub fn jetstream() -> Spec {
+        Spec::new().with_jetstream()
+    }
+
+    /// This spec with JetStream on (`-js -sd <fresh temp dir>`).
+    pub fn with_jetstream(mut self) -> Spec {
+        self.jetstream = true;
+        self
     }
 
     /// Config file contents, passed with `-c <file>`.
     pub fn config(text: &str) -> Spec {
         Spec {
-            args: Vec::new(),
             config: Some(text.to_string()),
+            ..Spec::default()
         }
     }
 }
@@ -163,6 +177,7 @@ pub struct Server {
     cmdline: String,
     bin: PathBuf,
     args: Vec<String>,
+    store_dir: Option<PathBuf>,
 }
 
 impl Server {
@@ -194,6 +209,16 @@ impl Server {
                 args.push("-c".into());
                 args.push(path.display().to_string());
             }
+            let store_dir = if spec.jetstream {
+                let store = dir.join("store");
+                std::fs::create_dir_all(&store).expect("create store dir");
+                args.push("-js".into());
+                args.push("-sd".into());
+                args.push(store.display().to_string());
+                Some(store)
+            } else {
+                None
+            };
             args.extend(spec.args.iter().cloned());
             let log = dir.join("stderr.log");
             let cmdline = format!("{} {}", bin.display(), args.join(" "));
@@ -207,6 +232,7 @@ impl Server {
                 cmdline,
                 bin: bin.clone(),
                 args,
+                store_dir,
             };
             match server.wait_ready().await {
                 Ok(()) => return server,
@@ -219,8 +245,28 @@ impl Server {
         panic!("{} did not start: {last_err}", target.name());
     }
 
-    /// Kill the server and start it again with the same arguments on the
-    /// same port (clients reconnect to the same URL). The log is appended
+    /// The JetStream store directory (`-sd`), when started with
+    /// [`Spec::jetstream`]. It survives [`Server::restart`].
+    pub fn store_dir(&self) -> Option<&Path> {
+        self.store_dir.as_deref()
+    }
+
+    /// Kill the server with SIGKILL (`kill -9`: no shutdown, no flush) and
+    /// reap it. [`Server::restart`] starts it again.
+    pub fn kill9(&self) {
+        let mut child = self.child.lock().unwrap();
+        // std's Child::kill sends SIGKILL on Unix.
+        let _ = child.kill();
+        let _ = child.wait();
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&self.log) {
+            let _ = writeln!(f, "=== harness: kill -9 ===");
+        }
+    }
+
+    /// Kill the server (SIGKILL, if still running) and start it again with
+    /// the same arguments on the same port (clients reconnect to the same
+    /// URL) and the same JetStream store directory. The log is appended
     /// to. Retries a few times if the port is not yet free.
     pub async fn restart(&self) {
         {

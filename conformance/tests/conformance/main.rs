@@ -6,6 +6,7 @@
 mod auth;
 mod core;
 mod go;
+mod jetstream;
 mod limits;
 mod protocol;
 mod python;

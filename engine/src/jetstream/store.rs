@@ -79,6 +79,9 @@ pub struct MsgStore {
     bytes: u64,
     /// Timestamp of the last message ever stored (kept after it is removed).
     last_ts: i64,
+    /// A full purge ran. Until then a stream that never stored anything
+    /// reports first_seq 0, afterwards last_seq + 1 (as nats-server 2.9.10).
+    purged: bool,
 }
 
 /// What a removal did, so persistence can record it.
@@ -96,6 +99,7 @@ impl MsgStore {
             next_seq: first_seq.max(1),
             bytes: 0,
             last_ts: 0,
+            purged: false,
         }
     }
 
@@ -119,6 +123,16 @@ impl MsgStore {
     /// The first sequence still held, or (when empty) the next one to be assigned.
     pub fn first_seq(&self) -> u64 {
         self.msgs.keys().next().copied().unwrap_or(self.next_seq)
+    }
+
+    /// first_seq as StreamInfo reports it: 0 for a stream that never held a
+    /// message (nor was purged), as nats-server's stores do.
+    pub fn reported_first_seq(&self) -> u64 {
+        if self.msgs.is_empty() && self.next_seq == 1 && !self.purged {
+            0
+        } else {
+            self.first_seq()
+        }
     }
 
     /// The last sequence ever assigned (0 before the first message).
@@ -273,6 +287,7 @@ impl MsgStore {
         if filter.is_none() && keep.is_none() {
             // A full purge moves first_seq past everything (or up to `upto`).
             self.next_seq = self.next_seq.max(upto.unwrap_or(0));
+            self.purged = true;
         }
         Removed { seqs }
     }
@@ -362,6 +377,20 @@ mod tests {
             1 + 12 + 1 + 34
         );
         assert_eq!(Accounting::Memory.size(b"e", b"", b"xy"), 1 + 2 + 16);
+    }
+
+    #[test]
+    fn reported_first_seq_of_a_fresh_stream_is_zero() {
+        // nats-server 2.9.10: 0 until something is stored or purged.
+        let mut s = MsgStore::new(Accounting::File, 1);
+        assert_eq!((s.reported_first_seq(), s.last_seq()), (0, 0));
+        s.purge(None, None, None);
+        assert_eq!((s.reported_first_seq(), s.last_seq()), (1, 0));
+        let mut s = MsgStore::new(Accounting::Memory, 1);
+        s.append(b("a"), Bytes::new(), b("x"), 1);
+        assert_eq!(s.reported_first_seq(), 1);
+        s.purge(None, None, None);
+        assert_eq!((s.reported_first_seq(), s.last_seq()), (2, 1));
     }
 
     #[test]

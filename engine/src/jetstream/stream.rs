@@ -299,7 +299,7 @@ impl Stream {
         StreamState {
             messages: self.store.len(),
             bytes: self.store.bytes(),
-            first_seq: self.store.first_seq(),
+            first_seq: self.store.reported_first_seq(),
             first_ts: if empty {
                 Timestamp::default()
             } else {
