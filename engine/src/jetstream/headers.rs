@@ -32,26 +32,13 @@ fn trim(mut v: &[u8]) -> &[u8] {
 
 /// Build a header block from a status and key/value pairs.
 pub fn build(status: Option<&str>, pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        16 + pairs
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 4)
-            .sum::<usize>(),
-    );
-    out.extend_from_slice(b"NATS/1.0");
+    let mut out = b"NATS/1.0".to_vec();
     if let Some(s) = status {
         out.push(b' ');
         out.extend_from_slice(s.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out
+    push_pairs(out, pairs)
 }
 
 /// Add key/value pairs to an existing block (or make one).
@@ -59,7 +46,11 @@ pub fn append(block: &[u8], pairs: &[(&str, &str)]) -> Vec<u8> {
     if block.len() < 4 || !block.ends_with(b"\r\n\r\n") {
         return build(None, pairs);
     }
-    let mut out = block[..block.len() - 2].to_vec();
+    push_pairs(block[..block.len() - 2].to_vec(), pairs)
+}
+
+/// `out` ends with a complete line; add `Key: value` lines and the blank line.
+fn push_pairs(mut out: Vec<u8>, pairs: &[(&str, &str)]) -> Vec<u8> {
     for (k, v) in pairs {
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(b": ");

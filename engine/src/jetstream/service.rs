@@ -727,18 +727,12 @@ impl JetStream {
         fx: &mut Effects,
     ) {
         let fail = |fx: &mut Effects, e: ApiError| fx.reply(reply, &StreamCreateResponse::error(e));
-        let mut cfg: StreamConfig = match types::parse_request(body) {
+        let cfg = match request_config(name, body)
+            .and_then(|mut c| c.normalize_for_create(&self.limits()).map(|()| c))
+        {
             Ok(c) => c,
             Err(e) => return fail(fx, e),
         };
-        if cfg.name.is_empty() {
-            cfg.name = name.to_string();
-        } else if cfg.name != name {
-            return fail(fx, errors::stream_mismatch());
-        }
-        if let Err(e) = cfg.normalize_for_create(&self.limits()) {
-            return fail(fx, e);
-        }
         if let Some(why) = self.unrecoverable.get(&cfg.name) {
             let text = format!("stream exists on disk but could not be recovered: {why}");
             return fail(fx, errors::stream_create(text));
@@ -781,18 +775,12 @@ impl JetStream {
 
     fn stream_update(&mut self, name: &str, reply: &Bytes, body: &Bytes, fx: &mut Effects) {
         let fail = |fx: &mut Effects, e: ApiError| fx.reply(reply, &StreamUpdateResponse::error(e));
-        let mut cfg: StreamConfig = match types::parse_request(body) {
+        let cfg = match request_config(name, body)
+            .and_then(|mut c| c.normalize(&self.limits()).map(|()| c))
+        {
             Ok(c) => c,
             Err(e) => return fail(fx, e),
         };
-        if cfg.name.is_empty() {
-            cfg.name = name.to_string();
-        } else if cfg.name != name {
-            return fail(fx, errors::stream_mismatch());
-        }
-        if let Err(e) = cfg.normalize(&self.limits()) {
-            return fail(fx, e);
-        }
         let Some(old) = self.streams.get(name).map(|s| s.config.clone()) else {
             return fail(fx, errors::stream_not_found());
         };
@@ -1123,6 +1111,18 @@ impl JetStream {
                     .any(|p| subject_matches(p.as_bytes(), subject))
         })
     }
+}
+
+/// The config in a create or update request; its name, when given, must match
+/// the one in the subject (10056).
+fn request_config(name: &str, body: &Bytes) -> Result<StreamConfig, ApiError> {
+    let mut cfg: StreamConfig = types::parse_request(body)?;
+    if cfg.name.is_empty() {
+        cfg.name = name.to_string();
+    } else if cfg.name != name {
+        return Err(errors::stream_mismatch());
+    }
+    Ok(cfg)
 }
 
 /// Row SC26: a stored message copied to the republish destination, with the
