@@ -236,7 +236,7 @@ mod tests {
         StoredMsg {
             seq,
             subject: Bytes::copy_from_slice(subject.as_bytes()),
-            headers: if seq % 2 == 0 {
+            headers: if seq.is_multiple_of(2) {
                 Bytes::from_static(b"NATS/1.0\r\nA: b\r\n\r\n")
             } else {
                 Bytes::new()

@@ -27,7 +27,7 @@ pub const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 pub struct OpIds(u64);
 
 impl OpIds {
-    pub fn next(&mut self) -> StorageId {
+    pub fn alloc(&mut self) -> StorageId {
         self.0 += 1;
         StorageId(self.0)
     }
@@ -96,7 +96,7 @@ impl Persist {
         let tmp = format!("{}/meta.json.tmp", self.dir);
         let len = json.len() as u64;
         ops.push((
-            ids.next(),
+            ids.alloc(),
             StorageOp::Write {
                 file: tmp.clone(),
                 offset: 0,
@@ -104,15 +104,15 @@ impl Persist {
             },
         ));
         ops.push((
-            ids.next(),
+            ids.alloc(),
             StorageOp::Truncate {
                 file: tmp.clone(),
                 len,
             },
         ));
-        ops.push((ids.next(), StorageOp::Sync { file: tmp.clone() }));
+        ops.push((ids.alloc(), StorageOp::Sync { file: tmp.clone() }));
         ops.push((
-            ids.next(),
+            ids.alloc(),
             StorageOp::Rename {
                 from: tmp,
                 to: format!("{}/meta.json", self.dir),
@@ -154,7 +154,7 @@ impl Persist {
         let data = self.pending.split().freeze();
         let len = data.len() as u64;
         let file = self.seg_path(self.seg);
-        let write_id = ids.next();
+        let write_id = ids.alloc();
         ops.push((
             write_id,
             StorageOp::Write {
@@ -168,7 +168,7 @@ impl Persist {
         // Relaxed mode (sync_interval) skips the fsync, except when closing a
         // segment: only the active segment is ever left unsynced.
         let done = if sync || full {
-            let id = ids.next();
+            let id = ids.alloc();
             ops.push((id, StorageOp::Sync { file }));
             id
         } else {
@@ -187,7 +187,7 @@ impl Persist {
     /// Make everything written so far durable (relaxed mode's periodic fsync).
     pub fn sync(&self, ids: &mut OpIds, ops: &mut OpQueue) {
         ops.push((
-            ids.next(),
+            ids.alloc(),
             StorageOp::Sync {
                 file: self.seg_path(self.seg),
             },
@@ -206,7 +206,7 @@ impl Persist {
             }
             self.segments.remove(&n);
             ops.push((
-                ids.next(),
+                ids.alloc(),
                 StorageOp::Remove {
                     file: self.seg_path(n),
                 },
@@ -217,7 +217,7 @@ impl Persist {
     /// Remove everything of this stream.
     pub fn remove_all(&self, ids: &mut OpIds, ops: &mut OpQueue) {
         ops.push((
-            ids.next(),
+            ids.alloc(),
             StorageOp::RemoveDir {
                 dir: self.dir.clone(),
             },

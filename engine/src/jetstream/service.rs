@@ -179,7 +179,7 @@ impl JetStream {
             fx.subscribe.push((Target::Api, s.to_string()));
         }
         if js.cfg.persist {
-            let id = js.ids.next();
+            let id = js.ids.alloc();
             js.recovering.insert(id, Recovering::ListStreams);
             fx.storage.push((
                 id,
@@ -203,6 +203,7 @@ impl JetStream {
     }
 
     /// A message published on a stream's subjects.
+    #[allow(clippy::too_many_arguments)]
     pub fn capture(
         &mut self,
         stream_id: u64,
@@ -426,7 +427,7 @@ impl JetStream {
                         continue;
                     }
                     let dir = persist::stream_dir(&name);
-                    let id = self.ids.next();
+                    let id = self.ids.alloc();
                     self.recovering.insert(id, Recovering::Meta(name.clone()));
                     fx.storage.push((
                         id,
@@ -436,7 +437,7 @@ impl JetStream {
                             len: 1 << 24,
                         },
                     ));
-                    let id = self.ids.next();
+                    let id = self.ids.alloc();
                     self.recovering
                         .insert(id, Recovering::ListLog(name.clone()));
                     fx.storage.push((
@@ -470,7 +471,7 @@ impl JetStream {
                     .collect();
                 segs.sort_unstable();
                 for &seg in &segs {
-                    let id = self.ids.next();
+                    let id = self.ids.alloc();
                     self.recovering.insert(
                         id,
                         Recovering::Segment {
@@ -571,7 +572,7 @@ impl JetStream {
                             persist::segment_name(*seg)
                         );
                         fx.storage.push((
-                            self.ids.next(),
+                            self.ids.alloc(),
                             StorageOp::Truncate {
                                 file,
                                 len: decoded.good_len,
@@ -958,7 +959,7 @@ impl JetStream {
         if req.seq > 0 && req.keep > 0 {
             return fail(fx, errors::bad_request());
         }
-        let filter = (!req.filter.is_empty()).then(|| req.filter.as_bytes());
+        let filter = (!req.filter.is_empty()).then_some(req.filter.as_bytes());
         if filter.is_some_and(|f| !is_valid_subject(f)) {
             return fail(fx, errors::bad_request());
         }
@@ -1214,6 +1215,10 @@ fn subscribe_stream(cfg: &StreamConfig, id: u64, out: &mut Vec<(Target, String)>
     }
 }
 
+fn is_error(payload: &[u8]) -> bool {
+    memchr::memmem::find(payload, b"\"error\":").is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::transform;
@@ -1235,8 +1240,4 @@ mod tests {
         assert_eq!(transform("orders.*", "x", "other.1"), None);
         assert_eq!(transform("a.>", "lit", "a.b.c").as_deref(), Some("lit"));
     }
-}
-
-fn is_error(payload: &[u8]) -> bool {
-    memchr::memmem::find(payload, b"\"error\":").is_some()
 }
