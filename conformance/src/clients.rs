@@ -2,7 +2,9 @@
 //! from Debian packages, built offline in GOPATH mode) and nats-py (Python,
 //! in a virtualenv under the target dir). Each is ONE program taking
 //! `<scenario> <url>`; it prints progress lines and finally `OK` or
-//! `FAIL: <reason>` and exits non-zero on failure.
+//! `FAIL: <reason>` and exits non-zero on failure. The environment variable
+//! `NATRIUM_CONFORMANCE_SERVER` ([`SERVER_KIND_ENV`]) is `natrium` or
+//! `nats-server`, for the few checks that differ by server.
 //!
 //! - Go: sources in `conformance/clients/go/src/natrium-conformance/scenario`,
 //!   built with `GO111MODULE=off GOPATH=conformance/clients/go:/usr/share/gocode`
@@ -29,6 +31,11 @@ use crate::Server;
 
 /// nats-py version installed into the virtualenv (scripts/test pins the same).
 pub const NATS_PY_VERSION: &str = "2.16.0";
+
+/// Environment variable telling a scenario program which server it talks
+/// to (`natrium` or `nats-server`, see [`Server::is_natrium`]), for the
+/// checks marked `KNOWN DIFFERENCE` (conformance/DIFFERENCES.md).
+pub const SERVER_KIND_ENV: &str = "NATRIUM_CONFORMANCE_SERVER";
 
 /// Bound for one client program run.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(27);
@@ -266,7 +273,13 @@ impl ClientRun {
     pub async fn start(lib: ClientLib, name: &str, s: &Server) -> ClientRun {
         let url = s.url();
         let mut cmd = tokio::process::Command::from(lib.command(name, &url));
-        cmd.stdin(Stdio::piped())
+        let kind = if s.is_natrium() {
+            "natrium"
+        } else {
+            "nats-server"
+        };
+        cmd.env(SERVER_KIND_ENV, kind)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);

@@ -335,6 +335,15 @@ impl Server {
         }
     }
 
+    /// Is this server natrium? Not when `NATRIUM_TEST_SERVER` points the
+    /// natrium side at another binary (e.g. nats-server, to prove the
+    /// catalogue): then the nats-server side of each known difference
+    /// applies.
+    pub fn is_natrium(&self) -> bool {
+        self.target == Target::Natrium
+            && std::env::var_os("NATRIUM_TEST_SERVER").is_none_or(|v| v.is_empty())
+    }
+
     /// `nats://127.0.0.1:<port>`
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)

@@ -39,6 +39,10 @@ external_scenarios! {
     config_users => Spec::config(configs::USERS_PLAIN);
     config_users_bcrypt => Spec::config(configs::USERS_BCRYPT);
     config_token => Spec::config(configs::TOKEN);
+    js_stream_crud => Spec::jetstream();
+    js_publish_acks => Spec::jetstream();
+    js_limits_example => Spec::jetstream();
+    js_get_and_purge => Spec::jetstream();
 }
 
 /// The server is killed and restarted on the same port while the client is

@@ -244,8 +244,7 @@ async fn expect_no_responders(c: &async_nats::Client, subject: &str, body: &str)
 /// points the natrium side at another binary, e.g. nats-server to prove the
 /// catalogue: then the nats-server side of each known difference applies.)
 fn is_natrium(s: &Server) -> bool {
-    s.target == Target::Natrium
-        && std::env::var_os("NATRIUM_TEST_SERVER").is_none_or(|v| v.is_empty())
+    s.is_natrium()
 }
 
 // ---------------------------------------------------------------------------

@@ -104,6 +104,10 @@ var scenarios = map[string]func(){
 	"config_users_bcrypt":             configUsersBcrypt,
 	"config_token":                    configToken,
 	"reconnect_after_restart":         reconnectAfterRestart,
+	"js_stream_crud":                  jsStreamCrud,
+	"js_publish_acks":                 jsPublishAcks,
+	"js_limits_example":               jsLimitsExample,
+	"js_get_and_purge":                jsGetAndPurge,
 }
 
 func main() {
