@@ -177,19 +177,24 @@ const STALL_MAX: Duration = Duration::from_secs(1);
 ///
 /// # Driving it
 ///
-/// A runtime owns the sockets and the clock; the engine owns every decision. The
-/// loop is:
+/// A runtime owns the sockets, the disk and the clock; the engine owns every
+/// decision. Before the first input, call [`Server::set_wall_clock`] once, then
+/// drain outputs (JetStream's recovery starts with storage operations). The loop is:
 ///
 /// 1. Feed one input, each stamped with the current [`Instant`]:
 ///    - [`Server::handle_accept`] for a new client connection (returns its [`ConnId`]),
 ///    - [`Server::handle_read`] with the bytes that arrived on a connection,
 ///    - [`Server::handle_written`] when bytes of an earlier `Transmit` were written,
 ///    - [`Server::handle_closed`] when the peer closed or the socket failed,
+///    - [`Server::handle_storage`] when a storage operation completed,
 ///    - [`Server::handle_timeout`] when the deadline from `poll_timeout` has passed,
 ///    - [`Server::handle_shutdown`] to stop: every client is closed.
 /// 2. Drain [`Server::poll_output`] until it returns `None`, carrying out each
 ///    [`Output`] in order: `Transmit` queues bytes for that connection's socket,
-///    `Close` closes it (after flushing, when the reason says so).
+///    `Close` closes it (after flushing, when the reason says so), `PauseRead` /
+///    `ResumeRead` stop and restart reading from a connection, and `Storage`
+///    hands an operation to the disk executor (see [`crate::storage`] for its
+///    contract; its completion is a later `handle_storage`).
 /// 3. Ask [`Server::poll_timeout`] for the next deadline and wait for the earlier
 ///    of that deadline and the next input.
 ///
