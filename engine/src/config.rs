@@ -43,6 +43,9 @@ pub struct Config {
     /// before every PubAck; a duration acknowledges after the write and fsyncs
     /// periodically.
     pub jetstream_sync_interval: Option<Duration>,
+    /// Byte budget of each file-backed stream's cache of message headers and
+    /// payloads; older messages are read back from the log when needed.
+    pub jetstream_cache_bytes: u64,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             jetstream_max_store: -1,
             jetstream_persist: true,
             jetstream_sync_interval: None,
+            jetstream_cache_bytes: crate::jetstream::store::DEFAULT_CACHE_BYTES,
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! * [`types`], [`errors`], [`time`]: the API's JSON bodies, error codes and
 //!   timestamps, as nats-server 2.9.10 sends them.
-//! * [`store`]: a stream's messages, accounting and limits, in memory.
+//! * [`store`]: a stream's messages, accounting and limits: metadata in
+//!   memory, headers and payloads in a bounded cache (file-backed streams read
+//!   older ones back from the log).
 //! * [`log`] and [`persist`]: the on-disk record format and the storage
 //!   operations that keep a file-backed stream durable.
 //! * [`stream`]: one stream's publish rules; [`service`]: the `$JS.API` handlers,

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use bytes::{Bytes, BytesMut};
 
 use super::log;
-use super::store::StoredMsg;
+use super::store::{Loc, StoredMsg};
 use crate::storage::{StorageId, StorageOp};
 
 /// A segment is closed, and a new one started, past this size.
@@ -120,10 +120,39 @@ impl Persist {
         ));
     }
 
-    pub fn log_msg(&mut self, m: &StoredMsg) {
+    /// Queue a message's record; returns where it will lie in the log.
+    pub fn log_msg(&mut self, m: &StoredMsg) -> Loc {
+        let offset = self.seg_len + self.pending.len() as u64;
         log::encode_msg(&mut self.pending, m);
+        let len = self.seg_len + self.pending.len() as u64 - offset;
         let top = self.segments.entry(self.seg).or_insert(0);
         *top = (*top).max(m.seq);
+        Loc {
+            seg: self.seg,
+            offset,
+            len,
+        }
+    }
+
+    /// How a record at `loc` can be read back: `Err` with its bytes while it
+    /// is still queued (not yet emitted), `Ok` with a Read once its Write was
+    /// emitted (the executor performs operations in order), `None` when its
+    /// segment is gone.
+    pub fn read_record(&self, loc: Loc) -> Option<Result<StorageOp, Bytes>> {
+        if !self.segments.contains_key(&loc.seg) {
+            return None;
+        }
+        if loc.seg == self.seg && loc.offset >= self.seg_len {
+            let start = (loc.offset - self.seg_len) as usize;
+            let end = start.saturating_add(loc.len as usize);
+            let rec = self.pending.get(start..end)?;
+            return Some(Err(Bytes::copy_from_slice(rec)));
+        }
+        Some(Ok(StorageOp::Read {
+            file: self.seg_path(loc.seg),
+            offset: loc.offset,
+            len: loc.len,
+        }))
     }
 
     pub fn log_delete(&mut self, seqs: &[u64]) {

@@ -11,7 +11,7 @@ use super::errors::{self, ApiError};
 use super::headers;
 use super::log::{self, Record};
 use super::persist::{self, OpIds, OpQueue, Persist};
-use super::store::{Accounting, Limits, MsgStore};
+use super::store::{Accounting, Limits, Loc, MsgStore, StoredMsg};
 use super::stream::{Stored, Stream};
 use super::time::Timestamp;
 use super::types::{self, *};
@@ -25,6 +25,9 @@ const LIST_LIMIT: usize = 256;
 const MAX_STREAMS: usize = 10_000;
 /// Reads issued for one segment file (segments are at most a little over 16 MiB).
 const SEGMENT_READ_MAX: u64 = 1 << 31;
+/// Message reads (gets of messages not in the cache) in flight at once; past
+/// this, gets are refused with insufficient resources.
+const MAX_PENDING_READS: usize = 4096;
 
 /// The API subjects the service answers (others get no responders, as in nats-server).
 pub const API_SUBJECTS: &[&str] = &[
@@ -57,6 +60,9 @@ pub struct JsConfig {
     /// and an fsync runs at this interval: an operator's explicit choice to trade
     /// the last interval's acknowledged messages on power loss for throughput.
     pub sync_interval_ns: i64,
+    /// Byte budget of each file-backed stream's cache of headers and payloads
+    /// (see [`super::store`]); older messages are read back from the log.
+    pub cache_bytes: u64,
 }
 
 /// Which part of the service an internal subscription feeds.
@@ -106,6 +112,23 @@ struct PendingAck {
     payload: Bytes,
 }
 
+/// Who waits for a message read back from the log.
+#[derive(Clone, Debug)]
+enum Getter {
+    /// `$JS.API.STREAM.MSG.GET`, answered on this reply subject.
+    Api(Bytes),
+    /// `$JS.API.DIRECT.GET`, answered on this reply subject.
+    Direct(Bytes),
+}
+
+/// A message read in flight.
+#[derive(Debug)]
+struct PendingRead {
+    stream_id: u64,
+    seq: u64,
+    getter: Getter,
+}
+
 #[derive(Debug)]
 enum Recovering {
     ListStreams,
@@ -153,6 +176,8 @@ pub struct JetStream {
     ready: bool,
     /// Relaxed mode: when writes began to wait for the periodic fsync.
     unsynced_since: Option<i64>,
+    /// Reads of message records in flight (at most [`MAX_PENDING_READS`]).
+    reads: BTreeMap<StorageId, PendingRead>,
 }
 
 impl JetStream {
@@ -174,6 +199,7 @@ impl JetStream {
             unrecoverable: BTreeMap::new(),
             ready: false,
             unsynced_since: None,
+            reads: BTreeMap::new(),
         };
         for s in API_SUBJECTS {
             fx.subscribe.push((Target::Api, s.to_string()));
@@ -373,6 +399,9 @@ impl JetStream {
 
     /// A storage operation completed.
     pub fn storage_done(&mut self, id: StorageId, result: StorageResult, fx: &mut Effects) {
+        if let Some(read) = self.reads.remove(&id) {
+            return self.read_done(read, result, fx);
+        }
         if let Some(sync) = self.log_writes.remove(&id) {
             if let StorageResult::Error(e) = &result {
                 tracing::warn!("JetStream log write failed: {e}");
@@ -530,6 +559,7 @@ impl JetStream {
             }
             let Some(meta) = f.meta else { continue };
             let mut store = MsgStore::new(Accounting::File, 1);
+            store.set_cache_budget(Some(self.cfg.cache_bytes));
             let mut segments = BTreeMap::new();
             let mut last_len = 0;
             let last_seg = f.segments.last().copied();
@@ -542,11 +572,16 @@ impl JetStream {
                     tracing::warn!("JetStream stream '{name}': corrupt record in segment {seg} at offset {off}, skipped");
                 }
                 let mut max = 0;
-                for r in decoded.records {
+                for (r, (offset, len)) in decoded.records.into_iter().zip(decoded.spans) {
                     match r {
                         Record::Msg(m) => {
                             max = max.max(m.seq);
-                            store.insert(m);
+                            let loc = Loc {
+                                seg: *seg,
+                                offset,
+                                len,
+                            };
+                            store.insert(detached(m), Some(loc));
                         }
                         Record::Delete(runs) => {
                             for (first, len) in runs {
@@ -758,6 +793,9 @@ impl JetStream {
         if !self.cfg.persist {
             stream.persist = None;
         }
+        if stream.persist.is_some() {
+            stream.store.set_cache_budget(Some(self.cfg.cache_bytes));
+        }
         if let Some(p) = &stream.persist {
             let meta = Meta {
                 config: cfg.clone(),
@@ -850,7 +888,7 @@ impl JetStream {
             let first = stream.store.first_seq();
             let last = stream.store.last_seq();
             info.state.deleted = (first..=last)
-                .filter(|s| stream.store.get(*s).is_none())
+                .filter(|s| !stream.store.contains(*s))
                 .take(100_000)
                 .collect();
         }
@@ -986,6 +1024,7 @@ impl JetStream {
         let Some(stream) = self.streams.get(name) else {
             return fail(fx, errors::stream_not_found());
         };
+        let stream_id = stream.id;
         let forms = [
             req.seq > 0 && req.next_by_subj.is_empty(),
             !req.last_by_subj.is_empty(),
@@ -1001,10 +1040,10 @@ impl JetStream {
                 .store
                 .next_matching(req.seq.max(1), req.next_by_subj.as_bytes())
         } else {
-            stream.store.get(req.seq)
+            stream.store.contains(req.seq).then_some(req.seq)
         };
         match found {
-            Some(m) => fx.reply(reply, &MsgGetResponse::ok(Stream::api_msg(m))),
+            Some(seq) => self.get_msg(stream_id, seq, Getter::Api(reply.clone()), fx),
             None => fail(fx, errors::no_message_found()),
         }
     }
@@ -1044,7 +1083,7 @@ impl JetStream {
         let Some(reply) = reply.filter(|r| !r.is_empty()).cloned() else {
             return;
         };
-        let Some(stream) = self.stream_by_id(stream_id) else {
+        let Some(stream) = self.streams.values().find(|s| s.id == stream_id) else {
             return;
         };
         let prefix = format!("$JS.API.DIRECT.GET.{}", stream.config.name);
@@ -1077,29 +1116,99 @@ impl JetStream {
                     .store
                     .next_matching(req.seq.max(1), req.next_by_subj.as_bytes())
             } else if req.seq > 0 {
-                stream.store.get(req.seq)
+                stream.store.contains(req.seq).then_some(req.seq)
             } else {
                 return status(fx, "408 Bad Request");
             }
         };
-        let Some(m) = found else {
+        let Some(seq) = found else {
             return status(fx, "404 Message Not Found");
         };
-        let seq = m.seq.to_string();
-        let ts = Timestamp::from_unix_nanos(m.ts).to_string();
-        let subj = String::from_utf8_lossy(&m.subject).into_owned();
-        let pairs = [
-            ("Nats-Stream", stream.config.name.as_str()),
-            ("Nats-Subject", subj.as_str()),
-            ("Nats-Sequence", seq.as_str()),
-            ("Nats-Time-Stamp", ts.as_str()),
-        ];
-        let hdrs = headers::append(&m.headers, &pairs);
-        fx.publish.push(Outgoing {
-            subject: reply,
-            headers: Some(Bytes::from(hdrs)),
-            payload: m.data.clone(),
-        });
+        self.get_msg(stream_id, seq, Getter::Direct(reply), fx);
+    }
+
+    /// Answer a get of a held message: at once when it is cached (or its record
+    /// not yet emitted), otherwise once a Read of its log record completes.
+    fn get_msg(&mut self, stream_id: u64, seq: u64, getter: Getter, fx: &mut Effects) {
+        let Some(stream) = self.streams.values().find(|s| s.id == stream_id) else {
+            return;
+        };
+        if let Some(m) = stream.store.get(seq) {
+            return answer_get(&stream.config.name, &getter, Ok(&m), fx);
+        }
+        let name = stream.config.name.clone();
+        let how = match (stream.store.meta(seq).and_then(|m| m.loc), &stream.persist) {
+            (Some(loc), Some(p)) => p.read_record(loc),
+            _ => None,
+        };
+        match how {
+            Some(Err(record)) => {
+                let m = record_msg(&record, seq);
+                if m.is_none() {
+                    tracing::warn!(
+                        "JetStream stream '{name}': queued record of message {seq} unreadable"
+                    );
+                }
+                answer_get(&name, &getter, m.as_ref().ok_or(GetError::Missing), fx);
+            }
+            Some(Ok(op)) => {
+                if self.reads.len() >= MAX_PENDING_READS {
+                    return answer_get(&name, &getter, Err(GetError::Busy), fx);
+                }
+                let id = self.ids.alloc();
+                self.reads.insert(
+                    id,
+                    PendingRead {
+                        stream_id,
+                        seq,
+                        getter,
+                    },
+                );
+                fx.storage.push((id, op));
+            }
+            None => {
+                tracing::warn!("JetStream stream '{name}': message {seq} has no readable record");
+                answer_get(&name, &getter, Err(GetError::Missing), fx);
+            }
+        }
+    }
+
+    /// A Read of a message record completed: answer its getter.
+    fn read_done(&mut self, read: PendingRead, result: StorageResult, fx: &mut Effects) {
+        let Some(stream) = self.streams.values_mut().find(|s| s.id == read.stream_id) else {
+            // The stream was deleted meanwhile.
+            return answer_get("", &read.getter, Err(GetError::Missing), fx);
+        };
+        let name = stream.config.name.clone();
+        let seq = read.seq;
+        let got = match result {
+            StorageResult::Data(data) => match record_msg(&data, seq) {
+                Some(m) => Ok(m),
+                None => {
+                    tracing::warn!(
+                        "JetStream stream '{name}': record of message {seq} failed to decode"
+                    );
+                    Err(GetError::Missing)
+                }
+            },
+            StorageResult::Error(e) => {
+                tracing::warn!("JetStream stream '{name}': read of message {seq} failed: {e}");
+                Err(GetError::Failed(e))
+            }
+            other => {
+                tracing::warn!("JetStream stream '{name}': read of message {seq} gave {other:?}");
+                Err(GetError::Missing)
+            }
+        };
+        if let Ok(m) = &got {
+            stream
+                .store
+                .cache_put(seq, m.headers.clone(), m.data.clone());
+        }
+        if matches!(read.getter, Getter::Api(_)) && got.is_err() {
+            self.api.errors += 1;
+        }
+        answer_get(&name, &read.getter, got.as_ref().map_err(Clone::clone), fx);
     }
 
     /// Whether `subject` is one a stream with `id` captures (for routing checks).
@@ -1111,6 +1220,81 @@ impl JetStream {
                     .iter()
                     .any(|p| subject_matches(p.as_bytes(), subject))
         })
+    }
+}
+
+/// Why a get found no message to answer with.
+#[derive(Clone, Debug)]
+enum GetError {
+    /// The record is gone or unreadable.
+    Missing,
+    /// Too many reads in flight.
+    Busy,
+    /// The read failed.
+    Failed(String),
+}
+
+/// Answer a MSG.GET or DIRECT.GET.
+fn answer_get(name: &str, getter: &Getter, got: Result<&StoredMsg, GetError>, fx: &mut Effects) {
+    match (getter, got) {
+        (Getter::Api(reply), Ok(m)) => fx.reply(reply, &MsgGetResponse::ok(Stream::api_msg(m))),
+        (Getter::Api(reply), Err(e)) => {
+            let err = match e {
+                GetError::Missing => errors::no_message_found(),
+                GetError::Busy => errors::insufficient_resources(),
+                GetError::Failed(e) => errors::stream_store_failed(e),
+            };
+            fx.reply(reply, &MsgGetResponse::error(err));
+        }
+        (Getter::Direct(reply), Ok(m)) => {
+            let seq = m.seq.to_string();
+            let ts = Timestamp::from_unix_nanos(m.ts).to_string();
+            let subj = String::from_utf8_lossy(&m.subject).into_owned();
+            let pairs = [
+                ("Nats-Stream", name),
+                ("Nats-Subject", subj.as_str()),
+                ("Nats-Sequence", seq.as_str()),
+                ("Nats-Time-Stamp", ts.as_str()),
+            ];
+            let hdrs = headers::append(&m.headers, &pairs);
+            fx.publish.push(Outgoing {
+                subject: reply.clone(),
+                headers: Some(Bytes::from(hdrs)),
+                payload: m.data.clone(),
+            });
+        }
+        (Getter::Direct(reply), Err(e)) => {
+            let status = match e {
+                GetError::Missing => "404 Message Not Found",
+                GetError::Busy | GetError::Failed(_) => "503 Service Unavailable",
+            };
+            fx.publish.push(Outgoing {
+                subject: reply.clone(),
+                headers: Some(Bytes::from(headers::build(Some(status), &[]))),
+                payload: Bytes::new(),
+            });
+        }
+    }
+}
+
+/// The message in one record read back from the log, if it is the message
+/// with sequence `seq` and its checksum holds.
+fn record_msg(record: &Bytes, seq: u64) -> Option<StoredMsg> {
+    match log::decode_one(record)? {
+        Record::Msg(m) if m.seq == seq => Some(m),
+        _ => None,
+    }
+}
+
+/// A message decoded from a whole segment, copied out of it so the cache does
+/// not hold the segment's buffer.
+fn detached(m: StoredMsg) -> StoredMsg {
+    StoredMsg {
+        seq: m.seq,
+        subject: Bytes::copy_from_slice(&m.subject),
+        headers: Bytes::copy_from_slice(&m.headers),
+        data: Bytes::copy_from_slice(&m.data),
+        ts: m.ts,
     }
 }
 

@@ -85,14 +85,11 @@ impl Stream {
             dedup_order: VecDeque::new(),
             last_msg_id: Bytes::new(),
         };
-        // Rebuild the dedup window from the stored Nats-Msg-Id headers.
+        // Rebuild the dedup window from the stored Nats-Msg-Ids.
         let found: Vec<(Bytes, u64, i64)> = s
             .store
             .iter()
-            .filter_map(|m| {
-                headers::get(&m.headers, "Nats-Msg-Id")
-                    .map(|id| (Bytes::copy_from_slice(id), m.seq, m.ts))
-            })
+            .filter_map(|m| m.msg_id.clone().map(|id| (id, m.seq, m.ts)))
             .collect();
         for (id, seq, ts) in found {
             s.remember(id, seq, ts);
@@ -231,9 +228,18 @@ impl Stream {
             }
             return Ok(Stored::New(seq));
         }
-        let seq = self.store.append(subject.clone(), hdr, data.clone(), now);
-        if let (Some(p), Some(m)) = (self.persist.as_mut(), self.store.get(seq)) {
-            p.log_msg(m);
+        let seq = self
+            .store
+            .append(subject.clone(), hdr.clone(), data.clone(), now);
+        if let Some(p) = self.persist.as_mut() {
+            let loc = p.log_msg(&StoredMsg {
+                seq,
+                subject: subject.clone(),
+                headers: hdr,
+                data: data.clone(),
+                ts: now,
+            });
+            self.store.set_loc(seq, loc);
         }
         if let Some(id) = msg_id {
             self.remember(id, seq, now);
