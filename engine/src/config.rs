@@ -46,6 +46,9 @@ pub struct Config {
     /// Byte budget of each file-backed stream's cache of message headers and
     /// payloads; older messages are read back from the log when needed.
     pub jetstream_cache_bytes: u64,
+    /// Flushes between writes of a file-backed stream's index checkpoint
+    /// (besides when a log segment closes and every 8 MiB of log).
+    pub jetstream_index_flushes: u64,
 }
 
 impl Default for Config {
@@ -69,6 +72,7 @@ impl Default for Config {
             jetstream_persist: true,
             jetstream_sync_interval: None,
             jetstream_cache_bytes: crate::jetstream::store::DEFAULT_CACHE_BYTES,
+            jetstream_index_flushes: crate::jetstream::persist::DEFAULT_INDEX_FLUSHES,
         }
     }
 }

@@ -1,6 +1,16 @@
 //! The JetStream service: the `$JS.API` request handlers, message capture into
 //! streams, PubAcks that wait for durability, and recovery of file-backed
 //! streams at start. It talks to the routing core only through [`Effects`].
+//!
+//! Gets of messages whose payload is not cached (see [`super::store`]) emit a
+//! Read of the message's log record and are answered when it completes (at
+//! most `MAX_PENDING_READS` at once; past that, insufficient resources).
+//!
+//! Recovery lists the streams, then per stream reads `meta.json` and `index`
+//! and lists the log. With a usable index (see [`super::index`]) the metadata
+//! comes from it and only the log after its position is read and replayed;
+//! otherwise every segment is read in full. Index checkpoints are written only
+//! after the Sync covering their position completed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::errors::{self, ApiError};
 use super::headers;
+use super::index::{self, Index};
 use super::log::{self, Record};
 use super::persist::{self, OpIds, OpQueue, Persist};
 use super::store::{Accounting, Limits, Loc, MsgStore, StoredMsg};
@@ -63,6 +74,9 @@ pub struct JsConfig {
     /// Byte budget of each file-backed stream's cache of headers and payloads
     /// (see [`super::store`]); older messages are read back from the log.
     pub cache_bytes: u64,
+    /// Write each file-backed stream's index checkpoint every this many
+    /// flushes (besides when a segment closes and every 8 MiB of log).
+    pub index_flushes: u64,
 }
 
 /// Which part of the service an internal subscription feeds.
@@ -133,6 +147,7 @@ struct PendingRead {
 enum Recovering {
     ListStreams,
     Meta(String),
+    Index(String),
     ListLog(String),
     Segment { stream: String, seg: u64 },
 }
@@ -143,8 +158,12 @@ struct Found {
     /// Why this stream cannot be opened (an unreadable file); its files are kept.
     broken: Option<String>,
     meta: Option<Meta>,
-    segments: Vec<u64>,
-    data: BTreeMap<u64, Bytes>,
+    /// The index: `None` until its read completed, then whether it is usable.
+    index: Option<Option<Index>>,
+    /// The log's segments, once listed.
+    segments: Option<Vec<u64>>,
+    /// What was read of each segment: from which offset, and the bytes.
+    data: BTreeMap<u64, (u64, Bytes)>,
 }
 
 /// The contents of `meta.json`.
@@ -178,6 +197,9 @@ pub struct JetStream {
     unsynced_since: Option<i64>,
     /// Reads of message records in flight (at most [`MAX_PENDING_READS`]).
     reads: BTreeMap<StorageId, PendingRead>,
+    /// Index checkpoints waiting for the Sync that makes the log bytes they
+    /// cover durable, with their stream's id (at most one per stream and flush).
+    staged_index: BTreeMap<StorageId, (u64, Bytes)>,
 }
 
 impl JetStream {
@@ -200,6 +222,7 @@ impl JetStream {
             ready: false,
             unsynced_since: None,
             reads: BTreeMap::new(),
+            staged_index: BTreeMap::new(),
         };
         for s in API_SUBJECTS {
             fx.subscribe.push((Target::Api, s.to_string()));
@@ -320,7 +343,11 @@ impl JetStream {
         let mut last_sync = None;
         let mut writes = Vec::new();
         for s in self.streams.values_mut() {
-            if let Some((write, done)) = s.flush(sync, &mut self.ids, &mut fx.storage) {
+            let flushed = s.flush(sync, &mut self.ids, &mut fx.storage);
+            if let Some((sync, data)) = s.staged_index.take() {
+                self.staged_index.insert(sync, (s.id, data));
+            }
+            if let Some((write, done)) = flushed {
                 // In relaxed mode the write itself is what acks wait for.
                 if write != done {
                     writes.push(write);
@@ -402,6 +429,20 @@ impl JetStream {
         if let Some(read) = self.reads.remove(&id) {
             return self.read_done(read, result, fx);
         }
+        if let Some((stream_id, data)) = self.staged_index.remove(&id) {
+            // Written only once what it covers is durable (and the stream is
+            // still there: a write would bring its directory back).
+            let ok = !matches!(result, StorageResult::Error(_)) && !self.doomed.contains(&id);
+            if let Some(p) = self
+                .streams
+                .values()
+                .find(|s| s.id == stream_id)
+                .and_then(|s| s.persist.as_ref())
+                .filter(|_| ok)
+            {
+                p.write_index(data, &mut self.ids, &mut fx.storage);
+            }
+        }
         if let Some(sync) = self.log_writes.remove(&id) {
             if let StorageResult::Error(e) = &result {
                 tracing::warn!("JetStream log write failed: {e}");
@@ -467,6 +508,16 @@ impl JetStream {
                         },
                     ));
                     let id = self.ids.alloc();
+                    self.recovering.insert(id, Recovering::Index(name.clone()));
+                    fx.storage.push((
+                        id,
+                        StorageOp::Read {
+                            file: format!("{dir}/index"),
+                            offset: 0,
+                            len: SEGMENT_READ_MAX,
+                        },
+                    ));
+                    let id = self.ids.alloc();
                     self.recovering
                         .insert(id, Recovering::ListLog(name.clone()));
                     fx.storage.push((
@@ -492,45 +543,49 @@ impl JetStream {
                     }
                 }
             }
+            (Recovering::Index(name), result) => {
+                let ix = match result {
+                    StorageResult::Data(data) => {
+                        let ix = index::decode(&data);
+                        if ix.is_none() && !data.is_empty() {
+                            tracing::warn!("JetStream stream '{name}': index unreadable, scanning the whole log");
+                        }
+                        ix
+                    }
+                    // No index (yet): the whole log is scanned.
+                    _ => None,
+                };
+                if let Some(f) = self.found.get_mut(&name) {
+                    f.index = Some(ix);
+                }
+                self.plan_reads(&name, fx);
+            }
             (Recovering::ListLog(name), StorageResult::Names(names)) => {
-                let dir = persist::stream_dir(&name);
                 let mut segs: Vec<u64> = names
                     .iter()
                     .filter_map(|n| n.strip_suffix(".seg")?.parse().ok())
                     .collect();
                 segs.sort_unstable();
-                for &seg in &segs {
-                    let id = self.ids.alloc();
-                    self.recovering.insert(
-                        id,
-                        Recovering::Segment {
-                            stream: name.clone(),
-                            seg,
-                        },
-                    );
-                    let file = format!("{dir}/log/{}", persist::segment_name(seg));
-                    fx.storage.push((
-                        id,
-                        StorageOp::Read {
-                            file,
-                            offset: 0,
-                            len: SEGMENT_READ_MAX,
-                        },
-                    ));
-                }
                 if let Some(f) = self.found.get_mut(&name) {
-                    f.segments = segs;
+                    f.segments = Some(segs);
                 }
+                self.plan_reads(&name, fx);
             }
             (Recovering::Segment { stream, seg }, StorageResult::Data(data)) => {
                 if let Some(f) = self.found.get_mut(&stream) {
-                    f.data.insert(seg, data);
+                    let from = f
+                        .index
+                        .as_ref()
+                        .and_then(Option::as_ref)
+                        .filter(|ix| ix.seg == seg)
+                        .map_or(0, |ix| ix.offset);
+                    f.data.insert(seg, (from, data));
                 }
             }
             (step, StorageResult::Error(e)) => {
                 tracing::warn!("JetStream recovery: {step:?} failed: {e}");
                 let name = match &step {
-                    Recovering::Meta(n) | Recovering::ListLog(n) => Some(n),
+                    Recovering::Meta(n) | Recovering::Index(n) | Recovering::ListLog(n) => Some(n),
                     Recovering::Segment { stream, .. } => Some(stream),
                     Recovering::ListStreams => None,
                 };
@@ -547,6 +602,48 @@ impl JetStream {
         }
     }
 
+    /// Once a stream's index was read and its log listed, read the log: with a
+    /// usable index, only what follows its position; otherwise all of it.
+    fn plan_reads(&mut self, name: &str, fx: &mut Effects) {
+        let Some(f) = self.found.get_mut(name) else {
+            return;
+        };
+        let (Some(ix), Some(segs)) = (&mut f.index, &f.segments) else {
+            return;
+        };
+        // An index is only usable when every segment it covers is still there
+        // (a removal may have become durable before a newer index).
+        if ix.as_ref().is_some_and(|i| {
+            !segs.contains(&i.seg) || i.segments.keys().any(|n| *n <= i.seg && !segs.contains(n))
+        }) {
+            tracing::warn!(
+                "JetStream stream '{name}': index does not match the log, scanning the whole log"
+            );
+            *ix = None;
+        }
+        let (from_seg, from_off) = ix.as_ref().map_or((0, 0), |i| (i.seg, i.offset));
+        let dir = persist::stream_dir(name);
+        for &seg in segs.iter().filter(|s| **s >= from_seg) {
+            let id = self.ids.alloc();
+            self.recovering.insert(
+                id,
+                Recovering::Segment {
+                    stream: name.to_string(),
+                    seg,
+                },
+            );
+            let offset = if seg == from_seg { from_off } else { 0 };
+            fx.storage.push((
+                id,
+                StorageOp::Read {
+                    file: format!("{dir}/log/{}", persist::segment_name(seg)),
+                    offset,
+                    len: SEGMENT_READ_MAX,
+                },
+            ));
+        }
+    }
+
     fn finish_recovery(&mut self, fx: &mut Effects) {
         let found = std::mem::take(&mut self.found);
         for (name, f) in found {
@@ -560,25 +657,40 @@ impl JetStream {
             let Some(meta) = f.meta else { continue };
             let mut store = MsgStore::new(Accounting::File, 1);
             store.set_cache_budget(Some(self.cfg.cache_bytes));
+            let all = f.segments.unwrap_or_default();
             let mut segments = BTreeMap::new();
+            let mut from_seg = 0;
+            if let Some(ix) = f.index.flatten() {
+                store.restore(ix.next_seq, ix.last_ts, ix.purged);
+                for m in ix.msgs {
+                    store.insert_meta(m);
+                }
+                // Segments the index covers; any other one before its position
+                // is a leftover whose removal was lost: it goes at the next flush.
+                for &seg in all.iter().filter(|s| **s < ix.seg) {
+                    segments.insert(seg, ix.segments.get(&seg).copied().unwrap_or(0));
+                }
+                segments.insert(ix.seg, ix.segments.get(&ix.seg).copied().unwrap_or(0));
+                from_seg = ix.seg;
+            }
             let mut last_len = 0;
-            let last_seg = f.segments.last().copied();
-            for seg in &f.segments {
-                let Some(data) = f.data.get(seg) else {
+            let last_seg = all.last().copied();
+            for seg in all.iter().filter(|s| **s >= from_seg) {
+                let Some((base, data)) = f.data.get(seg) else {
                     continue;
                 };
                 let decoded = log::decode(data);
                 for off in &decoded.corrupt {
-                    tracing::warn!("JetStream stream '{name}': corrupt record in segment {seg} at offset {off}, skipped");
+                    tracing::warn!("JetStream stream '{name}': corrupt record in segment {seg} at offset {}, skipped", base + off);
                 }
-                let mut max = 0;
+                let mut max = segments.get(seg).copied().unwrap_or(0);
                 for (r, (offset, len)) in decoded.records.into_iter().zip(decoded.spans) {
                     match r {
                         Record::Msg(m) => {
                             max = max.max(m.seq);
                             let loc = Loc {
                                 seg: *seg,
-                                offset,
+                                offset: base + offset,
                                 len,
                             };
                             store.insert(detached(m), Some(loc));
@@ -595,7 +707,7 @@ impl JetStream {
                 }
                 segments.insert(*seg, max);
                 if Some(*seg) == last_seg {
-                    last_len = decoded.good_len;
+                    last_len = base + decoded.good_len;
                     if decoded.good_len < data.len() as u64 {
                         tracing::warn!(
                             "JetStream stream '{name}': torn tail of {} bytes in segment {seg} cut off",
@@ -610,7 +722,7 @@ impl JetStream {
                             self.ids.alloc(),
                             StorageOp::Truncate {
                                 file,
-                                len: decoded.good_len,
+                                len: last_len,
                             },
                         ));
                     }
@@ -621,6 +733,7 @@ impl JetStream {
             } else {
                 Persist::recovered(&name, segments, last_len)
             };
+            persist.set_index_flushes(self.cfg.index_flushes);
             // The config is replaced atomically before the log records of the
             // evictions it caused are synced: a crash in between leaves more
             // messages than the limits allow. Evict them again (logged), before
@@ -793,7 +906,8 @@ impl JetStream {
         if !self.cfg.persist {
             stream.persist = None;
         }
-        if stream.persist.is_some() {
+        if let Some(p) = stream.persist.as_mut() {
+            p.set_index_flushes(self.cfg.index_flushes);
             stream.store.set_cache_budget(Some(self.cfg.cache_bytes));
         }
         if let Some(p) = &stream.persist {

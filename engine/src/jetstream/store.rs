@@ -398,8 +398,10 @@ impl MsgStore {
         self.next_seq = self.next_seq.max(seq);
     }
 
-    /// Recovery: restore the purged flag.
-    pub fn set_purged(&mut self, purged: bool) {
+    /// Recovery from an index: what it says besides the messages.
+    pub fn restore(&mut self, next_seq: u64, last_ts: i64, purged: bool) {
+        self.next_seq = self.next_seq.max(next_seq);
+        self.last_ts = self.last_ts.max(last_ts);
         self.purged = purged;
     }
 

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::errors::{self, ApiError};
 use super::headers;
+use super::index;
 use super::persist::{OpIds, OpQueue, Persist};
 use super::store::{Accounting, Limits, MsgStore, Removed, StoredMsg};
 use super::time::Timestamp;
@@ -39,6 +40,8 @@ pub struct Stream {
     pub persist: Option<Persist>,
     /// Consumers of this stream (none exist yet; interest retention reads it).
     pub consumers: usize,
+    /// An encoded index and the Sync it waits for (see [`Stream::flush`]).
+    pub staged_index: Option<(StorageId, Bytes)>,
     dedup: BTreeMap<Bytes, (u64, i64)>,
     dedup_order: VecDeque<(i64, Bytes)>,
     last_msg_id: Bytes,
@@ -60,6 +63,7 @@ impl Stream {
             store: MsgStore::new(accounting, 1),
             persist,
             consumers: 0,
+            staged_index: None,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
             last_msg_id: Bytes::new(),
@@ -81,6 +85,7 @@ impl Stream {
             store,
             persist: Some(persist),
             consumers: 0,
+            staged_index: None,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
             last_msg_id: Bytes::new(),
@@ -290,7 +295,21 @@ impl Stream {
     ) -> Option<(StorageId, StorageId)> {
         let next = self.store.last_seq() + 1;
         let first = self.store.first_seq();
-        self.persist.as_mut()?.flush(next, first, sync, ids, ops)
+        let p = self.persist.as_mut()?;
+        let (write, done) = p.flush(next, first, sync, ids, ops)?;
+        if let Some((seg, offset)) = p.take_index_due() {
+            if let Some(data) = index::encode(&self.store, p.segments(), seg, offset) {
+                // The index waits for a Sync covering its position: this
+                // flush's, or (relaxed mode) one of its own.
+                let sync = if write != done {
+                    done
+                } else {
+                    p.sync_segment(seg, ids, ops)
+                };
+                self.staged_index = Some((sync, data));
+            }
+        }
+        Some((write, done))
     }
 
     pub fn state(&self, consumers: usize) -> StreamState {
