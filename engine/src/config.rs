@@ -43,6 +43,12 @@ pub struct Config {
     /// before every PubAck; a duration acknowledges after the write and fsyncs
     /// periodically.
     pub jetstream_sync_interval: Option<Duration>,
+    /// Byte budget of each file-backed stream's cache of message headers and
+    /// payloads; older messages are read back from the log when needed.
+    pub jetstream_cache_bytes: u64,
+    /// Flushes between writes of a file-backed stream's index checkpoint
+    /// (besides when a log segment closes and every 8 MiB of log).
+    pub jetstream_index_flushes: u64,
 }
 
 impl Default for Config {
@@ -65,6 +71,8 @@ impl Default for Config {
             jetstream_max_store: -1,
             jetstream_persist: true,
             jetstream_sync_interval: None,
+            jetstream_cache_bytes: crate::jetstream::store::DEFAULT_CACHE_BYTES,
+            jetstream_index_flushes: crate::jetstream::persist::DEFAULT_INDEX_FLUSHES,
         }
     }
 }

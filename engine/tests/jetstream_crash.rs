@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use natrium_engine::storage::StorageOp;
 use support::js::{GotMsg, JsHarness};
+use support::simdisk::SimDisk;
 
 const STREAM: &str = r#"{"name":"S","subjects":["s.>"],"storage":"file"}"#;
 
@@ -599,7 +600,11 @@ mod model {
 
     impl Run {
         pub fn new(seed: u64) -> Run {
-            let mut h = JsHarness::new(seed);
+            Run::with_config(support::js::js_config(), seed)
+        }
+
+        pub fn with_config(cfg: natrium_engine::Config, seed: u64) -> Run {
+            let mut h = JsHarness::with_disk(cfg, seed, SimDisk::new());
             h.create_stream("S", STREAM);
             h.auto = false;
             Run {
@@ -637,7 +642,7 @@ mod model {
                         inp.write = Some(*id)
                     }
                     StorageOp::Sync { file } if file.ends_with(".seg") => inp.sync = Some(*id),
-                    StorageOp::Rename { .. } => {
+                    StorageOp::Rename { to, .. } if to.ends_with("meta.json") => {
                         inp.rename = Some((*id, max.expect("rename without update")))
                     }
                     _ => {}
@@ -884,8 +889,12 @@ mod model {
 
         /// Check the recovered stream against the candidates and adopt it.
         fn recovered(&mut self, candidates: Vec<(State, i64)>) {
+            // Gets of uncached messages wait for Reads: let the disk run (recovery
+            // left nothing else queued).
+            let auto = std::mem::replace(&mut self.h.auto, true);
             let got = self.h.messages("S");
             let last = self.h.state("S")["last_seq"].as_u64().unwrap();
+            self.h.auto = auto;
             let mut seen_ids = BTreeSet::new();
             let mut state = State {
                 msgs: BTreeMap::new(),
@@ -943,6 +952,252 @@ proptest! {
         }
         run.step(&model::Act::Crash(Some(u64::MAX / 3)));
     }
+
+    /// The same with a message cache of a few bytes and an index after every
+    /// flush: after every restart the stream's messages are read back from the
+    /// log, and crashes land around index writes.
+    #[test]
+    fn crash_recovery_with_a_tiny_cache_and_frequent_index(acts in proptest::collection::vec(model::act(), 1..40)) {
+        let mut run = model::Run::with_config(tiny_cache_config(), 7);
+        for a in &acts {
+            run.step(a);
+        }
+        run.step(&model::Act::Crash(Some(u64::MAX / 3)));
+    }
+}
+
+/// A harness config whose streams cache only 64 bytes of headers and payloads
+/// and write their index after every flush.
+fn tiny_cache_config() -> natrium_engine::Config {
+    natrium_engine::Config {
+        jetstream_cache_bytes: 64,
+        jetstream_index_flushes: 1,
+        ..support::js::js_config()
+    }
+}
+
+/// With an index, recovery reads only the log after its position: far fewer
+/// bytes than the log holds, from the index's offset; the stream is the same.
+#[test]
+fn recovery_with_an_index_reads_only_the_tail() {
+    const SEG: &str = "streams/S/log/0000000001.seg";
+    let cfg = natrium_engine::Config {
+        jetstream_index_flushes: 10,
+        ..support::js::js_config()
+    };
+    let mut h = JsHarness::with_disk(cfg, 1, SimDisk::new());
+    h.create_stream("S", STREAM);
+    for b in 0..25 {
+        let mut batch = msgs(4, b * 4);
+        batch[0].1 = Some(format!("id-{b}"));
+        h.publish_batch(&batch);
+    }
+    h.request("$JS.API.STREAM.MSG.DELETE.S", r#"{"seq":7}"#);
+    h.publish_batch(&msgs(1, 500));
+    assert!(
+        h.disk.file("streams/S/index").is_some(),
+        "an index was written"
+    );
+    let before = h.messages("S");
+    let log_len = h.disk.file(SEG).unwrap().len() as u64;
+    h.disk.read_bytes.clear();
+    let from = h.disk.log.len();
+    h.restart();
+    let seg_read = h.disk.read_bytes.get(SEG).copied().unwrap_or(0);
+    assert!(
+        seg_read * 3 < log_len,
+        "read {seg_read} of {log_len} log bytes"
+    );
+    let offsets: Vec<u64> = msg_reads(&h, from).iter().map(|r| r.1).collect();
+    assert!(
+        offsets[0] > 0,
+        "the tail is read from the index's offset: {offsets:?}"
+    );
+    assert_eq!(h.messages("S"), before);
+    // Dedup from the index's metadata; sequences continue.
+    let n = h.publish_batch(&[("s.0".into(), Some("id-3".into()), b"again".to_vec())])[0];
+    let r: serde_json::Value = serde_json::from_slice(&h.take_reply(n).unwrap()).unwrap();
+    assert_eq!(
+        (r["seq"].as_u64(), r["duplicate"].as_bool()),
+        (Some(13), Some(true))
+    );
+    let n = h.publish("s.1", b"next");
+    assert_eq!(ack_seq(&h.take_reply(n).unwrap()), 102);
+    // A damaged index is no index: the whole log is scanned, nothing is lost.
+    h.disk.flip_byte("streams/S/index", 30, 0x40);
+    h.disk.read_bytes.clear();
+    h.restart();
+    assert!(h.disk.read_bytes.get(SEG).copied().unwrap_or(0) >= log_len);
+    assert_eq!(h.messages("S").len(), before.len() + 1);
+}
+
+/// A crash at every point around an index write (its Sync, the temporary
+/// file's write, truncate, sync, the rename) recovers every acked message.
+#[test]
+fn crash_around_index_writes() {
+    for stop in 0..12 {
+        let mut h = JsHarness::with_disk(tiny_cache_config(), 1, SimDisk::new());
+        h.create_stream("S", STREAM);
+        h.publish_batch(&msgs(5, 0));
+        let before = h.messages("S");
+        h.arrived.clear();
+        h.auto = false;
+        h.publish_batch(&msgs(3, 5));
+        // Perform and deliver one operation at a time (the index ops follow
+        // the Sync's completion), then lose power.
+        for _ in 0..stop {
+            h.perform(1);
+            h.deliver(usize::MAX);
+        }
+        let acked = h.arrived.len();
+        h.crash_restart(Some(u64::MAX / 3));
+        h.auto = true;
+        let after = h.messages("S");
+        let n = after.len();
+        // Unacked records may survive in part (a torn tail), in order.
+        assert!((5..=8).contains(&n), "stop {stop}: {n} messages");
+        let want = msgs(8, 0);
+        for (seq, m) in &after {
+            assert_eq!(m.data, want[*seq as usize - 1].2, "stop {stop}");
+        }
+        assert!(acked == 0 || n == 8, "stop {stop}: acked messages lost");
+        for (seq, m) in &before {
+            assert_eq!(after.get(seq), Some(m), "stop {stop}");
+        }
+        let n = h.publish("s.x", b"later");
+        assert_eq!(ack_seq(&h.take_reply(n).unwrap()), after.len() as u64 + 1);
+    }
+}
+
+const DIRECT: &str = r#"{"name":"S","subjects":["s.>"],"storage":"file","allow_direct":true}"#;
+
+/// Reads of message records emitted since `from` (the disk's log index).
+fn msg_reads(h: &JsHarness, from: usize) -> Vec<(String, u64, u64)> {
+    h.disk.log[from..]
+        .iter()
+        .filter_map(|(_, op)| match op {
+            StorageOp::Read { file, offset, len } if file.ends_with(".seg") => {
+                Some((file.clone(), *offset, *len))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// With a cache far smaller than the stream, MSG.GET and DIRECT.GET of old
+/// messages are served by reading their records, before and after a restart;
+/// the newest message is served from the cache.
+#[test]
+fn gets_beyond_the_cache_read_the_log() {
+    let mut h = JsHarness::with_disk(tiny_cache_config(), 1, SimDisk::new());
+    h.create_stream("S", DIRECT);
+    let batch: Vec<_> = (0..20)
+        .map(|k| {
+            let id = (k % 2 == 0).then(|| format!("id-{k}"));
+            (
+                format!("s.{}", k % 3),
+                id,
+                format!("payload-{k:02}-{}", "x".repeat(20)).into_bytes(),
+            )
+        })
+        .collect();
+    h.publish_batch(&batch);
+    let mut ns = h.publish_batch(&msgs(1, 100));
+    ack_seq(&h.take_reply(ns.remove(0)).unwrap());
+    for round in 0..2 {
+        let from = h.disk.log.len();
+        let got = h.msg_get("S", 21).expect("newest");
+        assert_eq!(got.data, b"p100");
+        // Recovered from the index, nothing is cached; before, the newest is.
+        assert_eq!(msg_reads(&h, from).is_empty(), round == 0);
+        for k in [0usize, 1, 7, 19] {
+            let seq = k as u64 + 1;
+            let from = h.disk.log.len();
+            let got = h.msg_get("S", seq).expect("stored");
+            assert_eq!(
+                (got.seq, got.data.clone()),
+                (seq, batch[k].2.clone()),
+                "round {round}"
+            );
+            assert_eq!(got.subject, batch[k].0);
+            let reads = msg_reads(&h, from);
+            assert_eq!(reads.len(), 1, "one read of the record: {reads:?}");
+            assert!(reads[0].2 < 200, "only the record is read: {reads:?}");
+            // Evict it again by reading two others.
+            h.msg_get("S", 3);
+            h.msg_get("S", 5);
+            let from = h.disk.log.len();
+            let (hdrs, payload) = h.direct_get("S", &format!("{{\"seq\":{seq}}}"));
+            assert_eq!(payload, batch[k].2, "direct get {seq}");
+            let hdrs = String::from_utf8_lossy(&hdrs).into_owned();
+            assert!(
+                hdrs.contains(&format!("Nats-Sequence: {seq}\r\n")),
+                "{hdrs}"
+            );
+            if let Some(id) = &batch[k].1 {
+                assert!(hdrs.contains(&format!("Nats-Msg-Id: {id}")), "{hdrs}");
+            }
+            assert_eq!(msg_reads(&h, from).len(), 1, "served by a read");
+        }
+        // Counts and bytes come from the metadata alone.
+        let st = h.state("S");
+        assert_eq!(st["messages"], 21);
+        if round == 0 {
+            h.crash_restart(None);
+        }
+    }
+    // Dedup survives without the payloads in memory.
+    let n = h.publish_batch(&[("s.0".into(), Some("id-4".into()), b"again".to_vec())])[0];
+    let r: serde_json::Value = serde_json::from_slice(&h.take_reply(n).unwrap()).unwrap();
+    assert_eq!(
+        (r["seq"].as_u64(), r["duplicate"].as_bool()),
+        (Some(5), Some(true))
+    );
+}
+
+/// A read that fails answers an error (MSG.GET: 10077; DIRECT.GET: a 503
+/// status); a record that does not decode answers not found; the server keeps
+/// serving.
+#[test]
+fn failed_message_read_answers_an_error() {
+    let mut h = JsHarness::with_disk(tiny_cache_config(), 1, SimDisk::new());
+    h.create_stream("S", DIRECT);
+    let batch: Vec<_> = (0..10)
+        .map(|k| {
+            (
+                format!("s.{k}"),
+                None,
+                format!("p{k}-{}", "x".repeat(30)).into_bytes(),
+            )
+        })
+        .collect();
+    h.publish_batch(&batch);
+    h.disk.fail = Some(Box::new(|_, op| matches!(op, StorageOp::Read { .. })));
+    let r = h.request("$JS.API.STREAM.MSG.GET.S", r#"{"seq":2}"#);
+    assert_eq!(r["error"]["err_code"], 10077, "{r}");
+    let (hdrs, payload) = h.direct_get("S", r#"{"seq":2}"#);
+    assert!(payload.is_empty());
+    assert!(
+        String::from_utf8_lossy(&hdrs).starts_with("NATS/1.0 503"),
+        "{hdrs:?}"
+    );
+    h.disk.fail = None;
+    // Bit rot in the record: its checksum fails.
+    const SEG: &str = "streams/S/log/0000000001.seg";
+    let at = h
+        .disk
+        .file(SEG)
+        .unwrap()
+        .windows(3)
+        .position(|w| w == b"p4-")
+        .expect("record 5");
+    h.disk.flip_byte(SEG, at, 0x01);
+    let r = h.request("$JS.API.STREAM.MSG.GET.S", r#"{"seq":5}"#);
+    assert_eq!(r["error"]["err_code"], 10037, "{r}");
+    assert_eq!(h.msg_get("S", 2).unwrap().data, batch[1].2);
+    let n = h.publish("s.x", b"later");
+    assert_eq!(ack_seq(&h.take_reply(n).unwrap()), 11);
+    assert_eq!(h.msg_get("S", 11).unwrap().data, b"later");
 }
 
 /// The same seed and inputs give byte-identical storage operations and client

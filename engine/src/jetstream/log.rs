@@ -96,6 +96,8 @@ pub fn encode_next(out: &mut BytesMut, next: u64) {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Decoded {
     pub records: Vec<Record>,
+    /// Where each record lies in the segment: (offset, framed length).
+    pub spans: Vec<(u64, u64)>,
     /// Length of the prefix that ends with the last good record.
     pub good_len: u64,
     /// Offsets of records whose checksum or shape was bad (skipped).
@@ -199,6 +201,13 @@ fn repair(seg: &Bytes, i: usize) -> Option<(Record, usize)> {
     None
 }
 
+/// Decode exactly one framed record (a read of a known record's bytes); `None`
+/// when the bytes are not one whole record with a good checksum.
+pub fn decode_one(buf: &Bytes) -> Option<Record> {
+    let (r, end) = record_at(buf, 0)?;
+    (end == buf.len()).then_some(r)
+}
+
 /// Decode a whole segment. Never fails: bad records are skipped and reported.
 pub fn decode(seg: &Bytes) -> Decoded {
     let mut out = Decoded::default();
@@ -213,6 +222,7 @@ pub fn decode(seg: &Bytes) -> Decoded {
         // checksum still holds over the bytes up to the next good record).
         if let Some((r, end)) = record_at(seg, i).or_else(|| repair(seg, i)) {
             out.records.push(r);
+            out.spans.push((i as u64, (end - i) as u64));
             i = end;
             out.good_len = i as u64;
             continue;

@@ -2,9 +2,12 @@
 //!
 //! * [`types`], [`errors`], [`time`]: the API's JSON bodies, error codes and
 //!   timestamps, as nats-server 2.9.10 sends them.
-//! * [`store`]: a stream's messages, accounting and limits, in memory.
+//! * [`store`]: a stream's messages, accounting and limits: metadata in
+//!   memory, headers and payloads in a bounded cache (file-backed streams read
+//!   older ones back from the log).
 //! * [`log`] and [`persist`]: the on-disk record format and the storage
-//!   operations that keep a file-backed stream durable.
+//!   operations that keep a file-backed stream durable; [`index`]: the
+//!   checkpoint that spares recovery a scan of the whole log.
 //! * [`stream`]: one stream's publish rules; [`service`]: the `$JS.API` handlers,
 //!   PubAcks that wait for durability, and recovery.
 //!
@@ -13,6 +16,7 @@
 
 pub mod errors;
 pub mod headers;
+pub mod index;
 pub mod log;
 pub mod persist;
 pub mod service;

@@ -6,6 +6,13 @@
 //! - `streams/<name>/log/<n>.seg`: the record log (see [`super::log`]), split
 //!   into segments of about [`SEGMENT_BYTES`]. Only the last segment is appended to.
 //!
+//! - `streams/<name>/index`: a checkpoint of the stream's metadata as of a log
+//!   position (see [`super::index`]), replaced atomically like `meta.json`. It
+//!   is written when a segment is closed, and otherwise every
+//!   [`DEFAULT_INDEX_FLUSHES`] flushes (configurable) or [`INDEX_BYTES`] bytes
+//!   of log, whichever comes first, always after the log bytes it covers were
+//!   synced.
+//!
 //! Records are queued as the stream changes and emitted, one `Write` and one
 //! `Sync` per stream, when the engine flushes at the end of an input: every
 //! publish of that input shares the fsync (group commit), and its PubAck waits for
@@ -16,11 +23,16 @@ use std::collections::BTreeMap;
 use bytes::{Bytes, BytesMut};
 
 use super::log;
-use super::store::StoredMsg;
+use super::store::{Loc, StoredMsg};
 use crate::storage::{StorageId, StorageOp};
 
 /// A segment is closed, and a new one started, past this size.
 pub const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// An index is written after this many flushes (by default) ...
+pub const DEFAULT_INDEX_FLUSHES: u64 = 1024;
+/// ... or this many bytes of log since the last one.
+pub const INDEX_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Allocates storage operation ids.
 #[derive(Debug, Default)]
@@ -48,6 +60,12 @@ pub struct Persist {
     pending: BytesMut,
     /// Highest sequence held in each segment (0 if none), for dropping old ones.
     segments: BTreeMap<u64, u64>,
+    /// Flushes and log bytes since the last index.
+    since_index: (u64, u64),
+    /// Write an index after this many flushes.
+    index_flushes: u64,
+    /// The log position after the last flush's Write, when an index is due.
+    index_due: Option<(u64, u64)>,
 }
 
 pub fn stream_dir(name: &str) -> String {
@@ -67,6 +85,9 @@ impl Persist {
             seg_len: 0,
             pending: BytesMut::new(),
             segments: BTreeMap::from([(1, 0)]),
+            since_index: (0, 0),
+            index_flushes: DEFAULT_INDEX_FLUSHES,
+            index_due: None,
         };
         log::encode_next(&mut p.pending, next_seq);
         p
@@ -84,7 +105,47 @@ impl Persist {
             seg_len: last_len,
             pending: BytesMut::new(),
             segments,
+            since_index: (0, 0),
+            index_flushes: DEFAULT_INDEX_FLUSHES,
+            index_due: None,
         }
+    }
+
+    /// Write an index every `n` flushes (at least 1).
+    pub fn set_index_flushes(&mut self, n: u64) {
+        self.index_flushes = n.max(1);
+    }
+
+    /// Each segment's highest sequence.
+    pub fn segments(&self) -> &BTreeMap<u64, u64> {
+        &self.segments
+    }
+
+    /// The log position an index is due for (taken: asked once).
+    pub fn take_index_due(&mut self) -> Option<(u64, u64)> {
+        let due = self.index_due.take();
+        if due.is_some() {
+            self.since_index = (0, 0);
+        }
+        due
+    }
+
+    /// Emit a Sync of segment `seg`; returns its id.
+    pub fn sync_segment(&self, seg: u64, ids: &mut OpIds, ops: &mut OpQueue) -> StorageId {
+        let id = ids.alloc();
+        ops.push((
+            id,
+            StorageOp::Sync {
+                file: self.seg_path(seg),
+            },
+        ));
+        id
+    }
+
+    /// Write the index atomically. Only once the log bytes it covers are
+    /// durable (the service waits for their Sync to complete).
+    pub fn write_index(&self, data: Bytes, ids: &mut OpIds, ops: &mut OpQueue) {
+        self.replace_file("index", data, ids, ops);
     }
 
     fn seg_path(&self, n: u64) -> String {
@@ -93,7 +154,13 @@ impl Persist {
 
     /// Write `meta.json` atomically.
     pub fn write_meta(&self, json: Bytes, ids: &mut OpIds, ops: &mut OpQueue) {
-        let tmp = format!("{}/meta.json.tmp", self.dir);
+        self.replace_file("meta.json", json, ids, ops);
+    }
+
+    /// Replace a file of the stream atomically: write a temporary file, cut it
+    /// to length, sync it, rename it over.
+    fn replace_file(&self, name: &str, json: Bytes, ids: &mut OpIds, ops: &mut OpQueue) {
+        let tmp = format!("{}/{name}.tmp", self.dir);
         let len = json.len() as u64;
         ops.push((
             ids.alloc(),
@@ -115,15 +182,44 @@ impl Persist {
             ids.alloc(),
             StorageOp::Rename {
                 from: tmp,
-                to: format!("{}/meta.json", self.dir),
+                to: format!("{}/{name}", self.dir),
             },
         ));
     }
 
-    pub fn log_msg(&mut self, m: &StoredMsg) {
+    /// Queue a message's record; returns where it will lie in the log.
+    pub fn log_msg(&mut self, m: &StoredMsg) -> Loc {
+        let offset = self.seg_len + self.pending.len() as u64;
         log::encode_msg(&mut self.pending, m);
+        let len = self.seg_len + self.pending.len() as u64 - offset;
         let top = self.segments.entry(self.seg).or_insert(0);
         *top = (*top).max(m.seq);
+        Loc {
+            seg: self.seg,
+            offset,
+            len,
+        }
+    }
+
+    /// How a record at `loc` can be read back: `Err` with its bytes while it
+    /// is still queued (not yet emitted), `Ok` with a Read once its Write was
+    /// emitted (the executor performs operations in order), `None` when its
+    /// segment is gone.
+    pub fn read_record(&self, loc: Loc) -> Option<Result<StorageOp, Bytes>> {
+        if !self.segments.contains_key(&loc.seg) {
+            return None;
+        }
+        if loc.seg == self.seg && loc.offset >= self.seg_len {
+            let start = (loc.offset - self.seg_len) as usize;
+            let end = start.saturating_add(loc.len as usize);
+            let rec = self.pending.get(start..end)?;
+            return Some(Err(Bytes::copy_from_slice(rec)));
+        }
+        Some(Ok(StorageOp::Read {
+            file: self.seg_path(loc.seg),
+            offset: loc.offset,
+            len: loc.len,
+        }))
     }
 
     pub fn log_delete(&mut self, seqs: &[u64]) {
@@ -165,6 +261,11 @@ impl Persist {
         ));
         self.seg_len += len;
         let full = self.seg_len >= SEGMENT_BYTES;
+        self.since_index.0 += 1;
+        self.since_index.1 += len;
+        if full || self.since_index.0 >= self.index_flushes || self.since_index.1 >= INDEX_BYTES {
+            self.index_due = Some((self.seg, self.seg_len));
+        }
         // Relaxed mode (sync_interval) skips the fsync, except when closing a
         // segment: only the active segment is ever left unsynced.
         let done = if sync || full {

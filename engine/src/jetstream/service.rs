@@ -1,6 +1,16 @@
 //! The JetStream service: the `$JS.API` request handlers, message capture into
 //! streams, PubAcks that wait for durability, and recovery of file-backed
 //! streams at start. It talks to the routing core only through [`Effects`].
+//!
+//! Gets of messages whose payload is not cached (see [`super::store`]) emit a
+//! Read of the message's log record and are answered when it completes (at
+//! most `MAX_PENDING_READS` at once; past that, insufficient resources).
+//!
+//! Recovery lists the streams, then per stream reads `meta.json` and `index`
+//! and lists the log. With a usable index (see [`super::index`]) the metadata
+//! comes from it and only the log after its position is read and replayed;
+//! otherwise every segment is read in full. Index checkpoints are written only
+//! after the Sync covering their position completed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,9 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use super::errors::{self, ApiError};
 use super::headers;
+use super::index::{self, Index};
 use super::log::{self, Record};
 use super::persist::{self, OpIds, OpQueue, Persist};
-use super::store::{Accounting, Limits, MsgStore};
+use super::store::{Accounting, Limits, Loc, MsgStore, StoredMsg};
 use super::stream::{Stored, Stream};
 use super::time::Timestamp;
 use super::types::{self, *};
@@ -25,6 +36,9 @@ const LIST_LIMIT: usize = 256;
 const MAX_STREAMS: usize = 10_000;
 /// Reads issued for one segment file (segments are at most a little over 16 MiB).
 const SEGMENT_READ_MAX: u64 = 1 << 31;
+/// Message reads (gets of messages not in the cache) in flight at once; past
+/// this, gets are refused with insufficient resources.
+const MAX_PENDING_READS: usize = 4096;
 
 /// The API subjects the service answers (others get no responders, as in nats-server).
 pub const API_SUBJECTS: &[&str] = &[
@@ -57,6 +71,12 @@ pub struct JsConfig {
     /// and an fsync runs at this interval: an operator's explicit choice to trade
     /// the last interval's acknowledged messages on power loss for throughput.
     pub sync_interval_ns: i64,
+    /// Byte budget of each file-backed stream's cache of headers and payloads
+    /// (see [`super::store`]); older messages are read back from the log.
+    pub cache_bytes: u64,
+    /// Write each file-backed stream's index checkpoint every this many
+    /// flushes (besides when a segment closes and every 8 MiB of log).
+    pub index_flushes: u64,
 }
 
 /// Which part of the service an internal subscription feeds.
@@ -106,10 +126,28 @@ struct PendingAck {
     payload: Bytes,
 }
 
+/// Who waits for a message read back from the log.
+#[derive(Clone, Debug)]
+enum Getter {
+    /// `$JS.API.STREAM.MSG.GET`, answered on this reply subject.
+    Api(Bytes),
+    /// `$JS.API.DIRECT.GET`, answered on this reply subject.
+    Direct(Bytes),
+}
+
+/// A message read in flight.
+#[derive(Debug)]
+struct PendingRead {
+    stream_id: u64,
+    seq: u64,
+    getter: Getter,
+}
+
 #[derive(Debug)]
 enum Recovering {
     ListStreams,
     Meta(String),
+    Index(String),
     ListLog(String),
     Segment { stream: String, seg: u64 },
 }
@@ -120,8 +158,12 @@ struct Found {
     /// Why this stream cannot be opened (an unreadable file); its files are kept.
     broken: Option<String>,
     meta: Option<Meta>,
-    segments: Vec<u64>,
-    data: BTreeMap<u64, Bytes>,
+    /// The index: `None` until its read completed, then whether it is usable.
+    index: Option<Option<Index>>,
+    /// The log's segments, once listed.
+    segments: Option<Vec<u64>>,
+    /// What was read of each segment: from which offset, and the bytes.
+    data: BTreeMap<u64, (u64, Bytes)>,
 }
 
 /// The contents of `meta.json`.
@@ -153,6 +195,11 @@ pub struct JetStream {
     ready: bool,
     /// Relaxed mode: when writes began to wait for the periodic fsync.
     unsynced_since: Option<i64>,
+    /// Reads of message records in flight (at most [`MAX_PENDING_READS`]).
+    reads: BTreeMap<StorageId, PendingRead>,
+    /// Index checkpoints waiting for the Sync that makes the log bytes they
+    /// cover durable, with their stream's id (at most one per stream and flush).
+    staged_index: BTreeMap<StorageId, (u64, Bytes)>,
 }
 
 impl JetStream {
@@ -174,6 +221,8 @@ impl JetStream {
             unrecoverable: BTreeMap::new(),
             ready: false,
             unsynced_since: None,
+            reads: BTreeMap::new(),
+            staged_index: BTreeMap::new(),
         };
         for s in API_SUBJECTS {
             fx.subscribe.push((Target::Api, s.to_string()));
@@ -294,7 +343,11 @@ impl JetStream {
         let mut last_sync = None;
         let mut writes = Vec::new();
         for s in self.streams.values_mut() {
-            if let Some((write, done)) = s.flush(sync, &mut self.ids, &mut fx.storage) {
+            let flushed = s.flush(sync, &mut self.ids, &mut fx.storage);
+            if let Some((sync, data)) = s.staged_index.take() {
+                self.staged_index.insert(sync, (s.id, data));
+            }
+            if let Some((write, done)) = flushed {
                 // In relaxed mode the write itself is what acks wait for.
                 if write != done {
                     writes.push(write);
@@ -373,6 +426,23 @@ impl JetStream {
 
     /// A storage operation completed.
     pub fn storage_done(&mut self, id: StorageId, result: StorageResult, fx: &mut Effects) {
+        if let Some(read) = self.reads.remove(&id) {
+            return self.read_done(read, result, fx);
+        }
+        if let Some((stream_id, data)) = self.staged_index.remove(&id) {
+            // Written only once what it covers is durable (and the stream is
+            // still there: a write would bring its directory back).
+            let ok = !matches!(result, StorageResult::Error(_)) && !self.doomed.contains(&id);
+            if let Some(p) = self
+                .streams
+                .values()
+                .find(|s| s.id == stream_id)
+                .and_then(|s| s.persist.as_ref())
+                .filter(|_| ok)
+            {
+                p.write_index(data, &mut self.ids, &mut fx.storage);
+            }
+        }
         if let Some(sync) = self.log_writes.remove(&id) {
             if let StorageResult::Error(e) = &result {
                 tracing::warn!("JetStream log write failed: {e}");
@@ -438,6 +508,16 @@ impl JetStream {
                         },
                     ));
                     let id = self.ids.alloc();
+                    self.recovering.insert(id, Recovering::Index(name.clone()));
+                    fx.storage.push((
+                        id,
+                        StorageOp::Read {
+                            file: format!("{dir}/index"),
+                            offset: 0,
+                            len: SEGMENT_READ_MAX,
+                        },
+                    ));
+                    let id = self.ids.alloc();
                     self.recovering
                         .insert(id, Recovering::ListLog(name.clone()));
                     fx.storage.push((
@@ -463,45 +543,49 @@ impl JetStream {
                     }
                 }
             }
+            (Recovering::Index(name), result) => {
+                let ix = match result {
+                    StorageResult::Data(data) => {
+                        let ix = index::decode(&data);
+                        if ix.is_none() && !data.is_empty() {
+                            tracing::warn!("JetStream stream '{name}': index unreadable, scanning the whole log");
+                        }
+                        ix
+                    }
+                    // No index (yet): the whole log is scanned.
+                    _ => None,
+                };
+                if let Some(f) = self.found.get_mut(&name) {
+                    f.index = Some(ix);
+                }
+                self.plan_reads(&name, fx);
+            }
             (Recovering::ListLog(name), StorageResult::Names(names)) => {
-                let dir = persist::stream_dir(&name);
                 let mut segs: Vec<u64> = names
                     .iter()
                     .filter_map(|n| n.strip_suffix(".seg")?.parse().ok())
                     .collect();
                 segs.sort_unstable();
-                for &seg in &segs {
-                    let id = self.ids.alloc();
-                    self.recovering.insert(
-                        id,
-                        Recovering::Segment {
-                            stream: name.clone(),
-                            seg,
-                        },
-                    );
-                    let file = format!("{dir}/log/{}", persist::segment_name(seg));
-                    fx.storage.push((
-                        id,
-                        StorageOp::Read {
-                            file,
-                            offset: 0,
-                            len: SEGMENT_READ_MAX,
-                        },
-                    ));
-                }
                 if let Some(f) = self.found.get_mut(&name) {
-                    f.segments = segs;
+                    f.segments = Some(segs);
                 }
+                self.plan_reads(&name, fx);
             }
             (Recovering::Segment { stream, seg }, StorageResult::Data(data)) => {
                 if let Some(f) = self.found.get_mut(&stream) {
-                    f.data.insert(seg, data);
+                    let from = f
+                        .index
+                        .as_ref()
+                        .and_then(Option::as_ref)
+                        .filter(|ix| ix.seg == seg)
+                        .map_or(0, |ix| ix.offset);
+                    f.data.insert(seg, (from, data));
                 }
             }
             (step, StorageResult::Error(e)) => {
                 tracing::warn!("JetStream recovery: {step:?} failed: {e}");
                 let name = match &step {
-                    Recovering::Meta(n) | Recovering::ListLog(n) => Some(n),
+                    Recovering::Meta(n) | Recovering::Index(n) | Recovering::ListLog(n) => Some(n),
                     Recovering::Segment { stream, .. } => Some(stream),
                     Recovering::ListStreams => None,
                 };
@@ -518,6 +602,48 @@ impl JetStream {
         }
     }
 
+    /// Once a stream's index was read and its log listed, read the log: with a
+    /// usable index, only what follows its position; otherwise all of it.
+    fn plan_reads(&mut self, name: &str, fx: &mut Effects) {
+        let Some(f) = self.found.get_mut(name) else {
+            return;
+        };
+        let (Some(ix), Some(segs)) = (&mut f.index, &f.segments) else {
+            return;
+        };
+        // An index is only usable when every segment it covers is still there
+        // (a removal may have become durable before a newer index).
+        if ix.as_ref().is_some_and(|i| {
+            !segs.contains(&i.seg) || i.segments.keys().any(|n| *n <= i.seg && !segs.contains(n))
+        }) {
+            tracing::warn!(
+                "JetStream stream '{name}': index does not match the log, scanning the whole log"
+            );
+            *ix = None;
+        }
+        let (from_seg, from_off) = ix.as_ref().map_or((0, 0), |i| (i.seg, i.offset));
+        let dir = persist::stream_dir(name);
+        for &seg in segs.iter().filter(|s| **s >= from_seg) {
+            let id = self.ids.alloc();
+            self.recovering.insert(
+                id,
+                Recovering::Segment {
+                    stream: name.to_string(),
+                    seg,
+                },
+            );
+            let offset = if seg == from_seg { from_off } else { 0 };
+            fx.storage.push((
+                id,
+                StorageOp::Read {
+                    file: format!("{dir}/log/{}", persist::segment_name(seg)),
+                    offset,
+                    len: SEGMENT_READ_MAX,
+                },
+            ));
+        }
+    }
+
     fn finish_recovery(&mut self, fx: &mut Effects) {
         let found = std::mem::take(&mut self.found);
         for (name, f) in found {
@@ -530,23 +656,44 @@ impl JetStream {
             }
             let Some(meta) = f.meta else { continue };
             let mut store = MsgStore::new(Accounting::File, 1);
+            store.set_cache_budget(Some(self.cfg.cache_bytes));
+            let all = f.segments.unwrap_or_default();
             let mut segments = BTreeMap::new();
+            let mut from_seg = 0;
+            if let Some(ix) = f.index.flatten() {
+                store.restore(ix.next_seq, ix.last_ts, ix.purged);
+                for m in ix.msgs {
+                    store.insert_meta(m);
+                }
+                // Segments the index covers; any other one before its position
+                // is a leftover whose removal was lost: it goes at the next flush.
+                for &seg in all.iter().filter(|s| **s < ix.seg) {
+                    segments.insert(seg, ix.segments.get(&seg).copied().unwrap_or(0));
+                }
+                segments.insert(ix.seg, ix.segments.get(&ix.seg).copied().unwrap_or(0));
+                from_seg = ix.seg;
+            }
             let mut last_len = 0;
-            let last_seg = f.segments.last().copied();
-            for seg in &f.segments {
-                let Some(data) = f.data.get(seg) else {
+            let last_seg = all.last().copied();
+            for seg in all.iter().filter(|s| **s >= from_seg) {
+                let Some((base, data)) = f.data.get(seg) else {
                     continue;
                 };
                 let decoded = log::decode(data);
                 for off in &decoded.corrupt {
-                    tracing::warn!("JetStream stream '{name}': corrupt record in segment {seg} at offset {off}, skipped");
+                    tracing::warn!("JetStream stream '{name}': corrupt record in segment {seg} at offset {}, skipped", base + off);
                 }
-                let mut max = 0;
-                for r in decoded.records {
+                let mut max = segments.get(seg).copied().unwrap_or(0);
+                for (r, (offset, len)) in decoded.records.into_iter().zip(decoded.spans) {
                     match r {
                         Record::Msg(m) => {
                             max = max.max(m.seq);
-                            store.insert(m);
+                            let loc = Loc {
+                                seg: *seg,
+                                offset: base + offset,
+                                len,
+                            };
+                            store.insert(detached(m), Some(loc));
                         }
                         Record::Delete(runs) => {
                             for (first, len) in runs {
@@ -560,7 +707,7 @@ impl JetStream {
                 }
                 segments.insert(*seg, max);
                 if Some(*seg) == last_seg {
-                    last_len = decoded.good_len;
+                    last_len = base + decoded.good_len;
                     if decoded.good_len < data.len() as u64 {
                         tracing::warn!(
                             "JetStream stream '{name}': torn tail of {} bytes in segment {seg} cut off",
@@ -575,7 +722,7 @@ impl JetStream {
                             self.ids.alloc(),
                             StorageOp::Truncate {
                                 file,
-                                len: decoded.good_len,
+                                len: last_len,
                             },
                         ));
                     }
@@ -586,6 +733,7 @@ impl JetStream {
             } else {
                 Persist::recovered(&name, segments, last_len)
             };
+            persist.set_index_flushes(self.cfg.index_flushes);
             // The config is replaced atomically before the log records of the
             // evictions it caused are synced: a crash in between leaves more
             // messages than the limits allow. Evict them again (logged), before
@@ -758,6 +906,10 @@ impl JetStream {
         if !self.cfg.persist {
             stream.persist = None;
         }
+        if let Some(p) = stream.persist.as_mut() {
+            p.set_index_flushes(self.cfg.index_flushes);
+            stream.store.set_cache_budget(Some(self.cfg.cache_bytes));
+        }
         if let Some(p) = &stream.persist {
             let meta = Meta {
                 config: cfg.clone(),
@@ -850,7 +1002,7 @@ impl JetStream {
             let first = stream.store.first_seq();
             let last = stream.store.last_seq();
             info.state.deleted = (first..=last)
-                .filter(|s| stream.store.get(*s).is_none())
+                .filter(|s| !stream.store.contains(*s))
                 .take(100_000)
                 .collect();
         }
@@ -986,6 +1138,7 @@ impl JetStream {
         let Some(stream) = self.streams.get(name) else {
             return fail(fx, errors::stream_not_found());
         };
+        let stream_id = stream.id;
         let forms = [
             req.seq > 0 && req.next_by_subj.is_empty(),
             !req.last_by_subj.is_empty(),
@@ -1001,10 +1154,10 @@ impl JetStream {
                 .store
                 .next_matching(req.seq.max(1), req.next_by_subj.as_bytes())
         } else {
-            stream.store.get(req.seq)
+            stream.store.contains(req.seq).then_some(req.seq)
         };
         match found {
-            Some(m) => fx.reply(reply, &MsgGetResponse::ok(Stream::api_msg(m))),
+            Some(seq) => self.get_msg(stream_id, seq, Getter::Api(reply.clone()), fx),
             None => fail(fx, errors::no_message_found()),
         }
     }
@@ -1044,7 +1197,7 @@ impl JetStream {
         let Some(reply) = reply.filter(|r| !r.is_empty()).cloned() else {
             return;
         };
-        let Some(stream) = self.stream_by_id(stream_id) else {
+        let Some(stream) = self.streams.values().find(|s| s.id == stream_id) else {
             return;
         };
         let prefix = format!("$JS.API.DIRECT.GET.{}", stream.config.name);
@@ -1077,29 +1230,99 @@ impl JetStream {
                     .store
                     .next_matching(req.seq.max(1), req.next_by_subj.as_bytes())
             } else if req.seq > 0 {
-                stream.store.get(req.seq)
+                stream.store.contains(req.seq).then_some(req.seq)
             } else {
                 return status(fx, "408 Bad Request");
             }
         };
-        let Some(m) = found else {
+        let Some(seq) = found else {
             return status(fx, "404 Message Not Found");
         };
-        let seq = m.seq.to_string();
-        let ts = Timestamp::from_unix_nanos(m.ts).to_string();
-        let subj = String::from_utf8_lossy(&m.subject).into_owned();
-        let pairs = [
-            ("Nats-Stream", stream.config.name.as_str()),
-            ("Nats-Subject", subj.as_str()),
-            ("Nats-Sequence", seq.as_str()),
-            ("Nats-Time-Stamp", ts.as_str()),
-        ];
-        let hdrs = headers::append(&m.headers, &pairs);
-        fx.publish.push(Outgoing {
-            subject: reply,
-            headers: Some(Bytes::from(hdrs)),
-            payload: m.data.clone(),
-        });
+        self.get_msg(stream_id, seq, Getter::Direct(reply), fx);
+    }
+
+    /// Answer a get of a held message: at once when it is cached (or its record
+    /// not yet emitted), otherwise once a Read of its log record completes.
+    fn get_msg(&mut self, stream_id: u64, seq: u64, getter: Getter, fx: &mut Effects) {
+        let Some(stream) = self.streams.values().find(|s| s.id == stream_id) else {
+            return;
+        };
+        if let Some(m) = stream.store.get(seq) {
+            return answer_get(&stream.config.name, &getter, Ok(&m), fx);
+        }
+        let name = stream.config.name.clone();
+        let how = match (stream.store.meta(seq).and_then(|m| m.loc), &stream.persist) {
+            (Some(loc), Some(p)) => p.read_record(loc),
+            _ => None,
+        };
+        match how {
+            Some(Err(record)) => {
+                let m = record_msg(&record, seq);
+                if m.is_none() {
+                    tracing::warn!(
+                        "JetStream stream '{name}': queued record of message {seq} unreadable"
+                    );
+                }
+                answer_get(&name, &getter, m.as_ref().ok_or(GetError::Missing), fx);
+            }
+            Some(Ok(op)) => {
+                if self.reads.len() >= MAX_PENDING_READS {
+                    return answer_get(&name, &getter, Err(GetError::Busy), fx);
+                }
+                let id = self.ids.alloc();
+                self.reads.insert(
+                    id,
+                    PendingRead {
+                        stream_id,
+                        seq,
+                        getter,
+                    },
+                );
+                fx.storage.push((id, op));
+            }
+            None => {
+                tracing::warn!("JetStream stream '{name}': message {seq} has no readable record");
+                answer_get(&name, &getter, Err(GetError::Missing), fx);
+            }
+        }
+    }
+
+    /// A Read of a message record completed: answer its getter.
+    fn read_done(&mut self, read: PendingRead, result: StorageResult, fx: &mut Effects) {
+        let Some(stream) = self.streams.values_mut().find(|s| s.id == read.stream_id) else {
+            // The stream was deleted meanwhile.
+            return answer_get("", &read.getter, Err(GetError::Missing), fx);
+        };
+        let name = stream.config.name.clone();
+        let seq = read.seq;
+        let got = match result {
+            StorageResult::Data(data) => match record_msg(&data, seq) {
+                Some(m) => Ok(m),
+                None => {
+                    tracing::warn!(
+                        "JetStream stream '{name}': record of message {seq} failed to decode"
+                    );
+                    Err(GetError::Missing)
+                }
+            },
+            StorageResult::Error(e) => {
+                tracing::warn!("JetStream stream '{name}': read of message {seq} failed: {e}");
+                Err(GetError::Failed(e))
+            }
+            other => {
+                tracing::warn!("JetStream stream '{name}': read of message {seq} gave {other:?}");
+                Err(GetError::Missing)
+            }
+        };
+        if let Ok(m) = &got {
+            stream
+                .store
+                .cache_put(seq, m.headers.clone(), m.data.clone());
+        }
+        if matches!(read.getter, Getter::Api(_)) && got.is_err() {
+            self.api.errors += 1;
+        }
+        answer_get(&name, &read.getter, got.as_ref().map_err(Clone::clone), fx);
     }
 
     /// Whether `subject` is one a stream with `id` captures (for routing checks).
@@ -1111,6 +1334,81 @@ impl JetStream {
                     .iter()
                     .any(|p| subject_matches(p.as_bytes(), subject))
         })
+    }
+}
+
+/// Why a get found no message to answer with.
+#[derive(Clone, Debug)]
+enum GetError {
+    /// The record is gone or unreadable.
+    Missing,
+    /// Too many reads in flight.
+    Busy,
+    /// The read failed.
+    Failed(String),
+}
+
+/// Answer a MSG.GET or DIRECT.GET.
+fn answer_get(name: &str, getter: &Getter, got: Result<&StoredMsg, GetError>, fx: &mut Effects) {
+    match (getter, got) {
+        (Getter::Api(reply), Ok(m)) => fx.reply(reply, &MsgGetResponse::ok(Stream::api_msg(m))),
+        (Getter::Api(reply), Err(e)) => {
+            let err = match e {
+                GetError::Missing => errors::no_message_found(),
+                GetError::Busy => errors::insufficient_resources(),
+                GetError::Failed(e) => errors::stream_store_failed(e),
+            };
+            fx.reply(reply, &MsgGetResponse::error(err));
+        }
+        (Getter::Direct(reply), Ok(m)) => {
+            let seq = m.seq.to_string();
+            let ts = Timestamp::from_unix_nanos(m.ts).to_string();
+            let subj = String::from_utf8_lossy(&m.subject).into_owned();
+            let pairs = [
+                ("Nats-Stream", name),
+                ("Nats-Subject", subj.as_str()),
+                ("Nats-Sequence", seq.as_str()),
+                ("Nats-Time-Stamp", ts.as_str()),
+            ];
+            let hdrs = headers::append(&m.headers, &pairs);
+            fx.publish.push(Outgoing {
+                subject: reply.clone(),
+                headers: Some(Bytes::from(hdrs)),
+                payload: m.data.clone(),
+            });
+        }
+        (Getter::Direct(reply), Err(e)) => {
+            let status = match e {
+                GetError::Missing => "404 Message Not Found",
+                GetError::Busy | GetError::Failed(_) => "503 Service Unavailable",
+            };
+            fx.publish.push(Outgoing {
+                subject: reply.clone(),
+                headers: Some(Bytes::from(headers::build(Some(status), &[]))),
+                payload: Bytes::new(),
+            });
+        }
+    }
+}
+
+/// The message in one record read back from the log, if it is the message
+/// with sequence `seq` and its checksum holds.
+fn record_msg(record: &Bytes, seq: u64) -> Option<StoredMsg> {
+    match log::decode_one(record)? {
+        Record::Msg(m) if m.seq == seq => Some(m),
+        _ => None,
+    }
+}
+
+/// A message decoded from a whole segment, copied out of it so the cache does
+/// not hold the segment's buffer.
+fn detached(m: StoredMsg) -> StoredMsg {
+    StoredMsg {
+        seq: m.seq,
+        subject: Bytes::copy_from_slice(&m.subject),
+        headers: Bytes::copy_from_slice(&m.headers),
+        data: Bytes::copy_from_slice(&m.data),
+        ts: m.ts,
     }
 }
 

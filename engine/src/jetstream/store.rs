@@ -1,12 +1,24 @@
 //! A stream's messages as the engine holds them: sequence order, per-subject
 //! counts, byte accounting and limit enforcement. Persistence is layered on top
-//! (see `filestore`); this type never touches storage.
+//! (see [`super::persist`]); this type never touches storage.
+//!
+//! Every message has its metadata in memory ([`MsgMeta`]: sequence, subject,
+//! lengths, timestamp, Nats-Msg-Id, and where its record lies in the log), which
+//! is all limits, purges, counts and deduplication need. Headers and payload are
+//! kept in a cache: unbounded for memory streams (they have nothing else), and
+//! bounded by a byte budget for file-backed streams, evicting the entry cached
+//! longest ago first. A message not in the cache is read back from its log
+//! record (see the service).
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use super::headers;
 use crate::subject::subject_matches;
+
+/// Default byte budget of a file-backed stream's message cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// One stored message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +30,41 @@ pub struct StoredMsg {
     pub data: Bytes,
     /// Unix time in nanoseconds when it was stored.
     pub ts: i64,
+}
+
+/// Where a message's record lies in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loc {
+    /// Segment number.
+    pub seg: u64,
+    /// Offset of the record's frame in the segment.
+    pub offset: u64,
+    /// Length of the whole framed record.
+    pub len: u64,
+}
+
+/// What is always in memory about a stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgMeta {
+    pub seq: u64,
+    pub subject: Bytes,
+    pub hdr_len: u32,
+    pub data_len: u32,
+    /// Unix time in nanoseconds when it was stored.
+    pub ts: i64,
+    /// The Nats-Msg-Id header, when the message has one.
+    pub msg_id: Option<Bytes>,
+    /// The log record (file-backed streams).
+    pub loc: Option<Loc>,
+}
+
+/// Headers and payload of a cached message.
+#[derive(Clone, Debug)]
+struct Cached {
+    headers: Bytes,
+    data: Bytes,
+    /// Position in the eviction order.
+    tick: u64,
 }
 
 /// How bytes are counted, as nats-server counts them for each storage type.
@@ -33,12 +80,25 @@ pub enum Accounting {
 impl Accounting {
     /// The size one message counts for.
     pub fn size(self, subject: &[u8], headers: &[u8], data: &[u8]) -> u64 {
-        let body = (subject.len() + headers.len() + data.len()) as u64;
+        self.size_of_lens(
+            subject.len() as u64,
+            headers.len() as u64,
+            data.len() as u64,
+        )
+    }
+
+    /// The size of a message with these lengths.
+    pub fn size_of_lens(self, subject: u64, headers: u64, data: u64) -> u64 {
+        let body = subject + headers + data;
         match self {
             Accounting::Memory => body + 16,
-            Accounting::File if headers.is_empty() => body + 30,
+            Accounting::File if headers == 0 => body + 30,
             Accounting::File => body + 34,
         }
+    }
+
+    fn meta_size(self, m: &MsgMeta) -> u64 {
+        self.size_of_lens(m.subject.len() as u64, m.hdr_len as u64, m.data_len as u64)
     }
 }
 
@@ -72,7 +132,7 @@ impl Limits {
 #[derive(Clone, Debug)]
 pub struct MsgStore {
     accounting: Accounting,
-    msgs: BTreeMap<u64, StoredMsg>,
+    msgs: BTreeMap<u64, MsgMeta>,
     subjects: BTreeMap<Bytes, SubjectState>,
     /// Sequence the next message gets.
     next_seq: u64,
@@ -82,6 +142,15 @@ pub struct MsgStore {
     /// A full purge ran. Until then a stream that never stored anything
     /// reports first_seq 0, afterwards last_seq + 1 (as nats-server 2.9.10).
     purged: bool,
+    /// Headers and payloads held, by sequence.
+    cache: BTreeMap<u64, Cached>,
+    /// Cached sequences by when they entered the cache (oldest first).
+    cache_order: BTreeMap<u64, u64>,
+    /// Bytes of headers and payload in the cache.
+    cache_bytes: u64,
+    /// The cache's byte budget; `None`: everything stays (memory streams).
+    cache_budget: Option<u64>,
+    tick: u64,
 }
 
 /// What a removal did, so persistence can record it.
@@ -100,11 +169,33 @@ impl MsgStore {
             bytes: 0,
             last_ts: 0,
             purged: false,
+            cache: BTreeMap::new(),
+            cache_order: BTreeMap::new(),
+            cache_bytes: 0,
+            cache_budget: None,
+            tick: 0,
         }
     }
 
     pub fn accounting(&self) -> Accounting {
         self.accounting
+    }
+
+    /// Bound the cache of headers and payloads to `budget` bytes (file-backed
+    /// streams, whose messages can be read back from the log).
+    pub fn set_cache_budget(&mut self, budget: Option<u64>) {
+        self.cache_budget = budget;
+        self.evict();
+    }
+
+    /// Bytes of headers and payload cached.
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache_bytes
+    }
+
+    /// Whether a message's headers and payload are cached.
+    pub fn is_cached(&self, seq: u64) -> bool {
+        self.cache.contains_key(&seq)
     }
 
     /// Number of messages held.
@@ -148,6 +239,11 @@ impl MsgStore {
         self.last_ts
     }
 
+    /// Whether a full purge ever ran.
+    pub fn purged(&self) -> bool {
+        self.purged
+    }
+
     /// Number of distinct subjects held.
     pub fn num_subjects(&self) -> u64 {
         self.subjects.len() as u64
@@ -188,28 +284,113 @@ impl MsgStore {
     /// Store a message under the next sequence.
     pub fn append(&mut self, subject: Bytes, headers: Bytes, data: Bytes, ts: i64) -> u64 {
         let seq = self.next_seq;
-        self.insert(StoredMsg {
-            seq,
-            subject,
-            headers,
-            data,
-            ts,
-        });
+        self.insert(
+            StoredMsg {
+                seq,
+                subject,
+                headers,
+                data,
+                ts,
+            },
+            None,
+        );
         seq
     }
 
-    /// Put back a message with its own sequence (recovery). Sequences only grow.
-    pub fn insert(&mut self, msg: StoredMsg) {
+    /// Put back a message with its own sequence (recovery), its record at
+    /// `loc`. Sequences only grow. It enters the cache.
+    pub fn insert(&mut self, msg: StoredMsg, loc: Option<Loc>) {
         if msg.seq < self.next_seq && self.msgs.contains_key(&msg.seq) {
             return;
         }
-        self.next_seq = self.next_seq.max(msg.seq + 1);
-        self.last_ts = self.last_ts.max(msg.ts);
-        self.bytes += self.accounting.size(&msg.subject, &msg.headers, &msg.data);
-        let st = self.subjects.entry(msg.subject.clone()).or_default();
+        let meta = MsgMeta {
+            seq: msg.seq,
+            subject: msg.subject,
+            hdr_len: msg.headers.len() as u32,
+            data_len: msg.data.len() as u32,
+            ts: msg.ts,
+            msg_id: headers::get(&msg.headers, "Nats-Msg-Id")
+                .filter(|v| !v.is_empty())
+                .map(Bytes::copy_from_slice),
+            loc,
+        };
+        self.insert_meta(meta);
+        self.cache_put(msg.seq, msg.headers, msg.data);
+    }
+
+    /// Put back a message's metadata alone (its payload stays in the log).
+    pub fn insert_meta(&mut self, meta: MsgMeta) {
+        if meta.seq < self.next_seq && self.msgs.contains_key(&meta.seq) {
+            return;
+        }
+        self.next_seq = self.next_seq.max(meta.seq.saturating_add(1));
+        self.last_ts = self.last_ts.max(meta.ts);
+        self.bytes += self.accounting.meta_size(&meta);
+        let st = self.subjects.entry(meta.subject.clone()).or_default();
         st.count += 1;
-        st.last = st.last.max(msg.seq);
-        self.msgs.insert(msg.seq, msg);
+        st.last = st.last.max(meta.seq);
+        self.msgs.insert(meta.seq, meta);
+    }
+
+    /// Record where a message's log record lies.
+    pub fn set_loc(&mut self, seq: u64, loc: Loc) {
+        if let Some(m) = self.msgs.get_mut(&seq) {
+            m.loc = Some(loc);
+        }
+    }
+
+    /// Cache a held message's headers and payload (after a read of its record).
+    /// Ignored when the message is gone or the lengths do not match.
+    pub fn cache_put(&mut self, seq: u64, headers: Bytes, data: Bytes) {
+        let Some(m) = self.msgs.get(&seq) else {
+            return;
+        };
+        if m.hdr_len as usize != headers.len() || m.data_len as usize != data.len() {
+            return;
+        }
+        self.cache_drop(seq);
+        self.tick += 1;
+        self.cache_bytes += (headers.len() + data.len()) as u64;
+        self.cache_order.insert(self.tick, seq);
+        self.cache.insert(
+            seq,
+            Cached {
+                headers,
+                data,
+                tick: self.tick,
+            },
+        );
+        self.evict();
+    }
+
+    fn cache_drop(&mut self, seq: u64) {
+        if let Some(c) = self.cache.remove(&seq) {
+            self.cache_order.remove(&c.tick);
+            self.cache_bytes -= (c.headers.len() + c.data.len()) as u64;
+        }
+    }
+
+    /// Evict the longest-cached entries until the cache fits its budget. The
+    /// newest entry stays (it may be about to be used), and so does any message
+    /// that has no log record to be read back from.
+    fn evict(&mut self) {
+        let Some(budget) = self.cache_budget else {
+            return;
+        };
+        let mut kept = Vec::new();
+        while self.cache_bytes > budget && self.cache_order.len() > 1 {
+            let Some((tick, seq)) = self.cache_order.pop_first() else {
+                break;
+            };
+            if self.msgs.get(&seq).is_some_and(|m| m.loc.is_none()) {
+                kept.push((tick, seq));
+                continue;
+            }
+            if let Some(c) = self.cache.remove(&seq) {
+                self.cache_bytes -= (c.headers.len() + c.data.len()) as u64;
+            }
+        }
+        self.cache_order.extend(kept);
     }
 
     /// Recovery: sequences before `seq` were assigned and removed.
@@ -217,35 +398,64 @@ impl MsgStore {
         self.next_seq = self.next_seq.max(seq);
     }
 
-    pub fn get(&self, seq: u64) -> Option<&StoredMsg> {
+    /// Recovery from an index: what it says besides the messages.
+    pub fn restore(&mut self, next_seq: u64, last_ts: i64, purged: bool) {
+        self.next_seq = self.next_seq.max(next_seq);
+        self.last_ts = self.last_ts.max(last_ts);
+        self.purged = purged;
+    }
+
+    /// A held message's metadata.
+    pub fn meta(&self, seq: u64) -> Option<&MsgMeta> {
         self.msgs.get(&seq)
     }
 
-    /// The first message at or after `seq` whose subject matches `filter`.
-    pub fn next_matching(&self, seq: u64, filter: &[u8]) -> Option<&StoredMsg> {
+    /// Whether a message is held.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.msgs.contains_key(&seq)
+    }
+
+    /// A held message whose headers and payload are cached.
+    pub fn get(&self, seq: u64) -> Option<StoredMsg> {
+        let m = self.msgs.get(&seq)?;
+        let c = self.cache.get(&seq)?;
+        Some(StoredMsg {
+            seq,
+            subject: m.subject.clone(),
+            headers: c.headers.clone(),
+            data: c.data.clone(),
+            ts: m.ts,
+        })
+    }
+
+    /// The first sequence at or after `seq` whose subject matches `filter`.
+    pub fn next_matching(&self, seq: u64, filter: &[u8]) -> Option<u64> {
         self.msgs
             .range(seq..)
             .map(|(_, m)| m)
             .find(|m| subject_matches(filter, &m.subject))
+            .map(|m| m.seq)
     }
 
-    /// The last message whose subject matches `filter`.
-    pub fn last_matching(&self, filter: &[u8]) -> Option<&StoredMsg> {
+    /// The last sequence whose subject matches `filter`.
+    pub fn last_matching(&self, filter: &[u8]) -> Option<u64> {
         let literal = !filter.split(|&b| b == b'.').any(|t| t == b"*" || t == b">");
         if literal {
             let last = self.subjects.get(filter)?.last;
-            return self.msgs.get(&last);
+            return self.msgs.contains_key(&last).then_some(last);
         }
         self.msgs
             .values()
             .rev()
             .find(|m| subject_matches(filter, &m.subject))
+            .map(|m| m.seq)
     }
 
     /// Remove one message.
-    pub fn remove(&mut self, seq: u64) -> Option<StoredMsg> {
+    pub fn remove(&mut self, seq: u64) -> Option<MsgMeta> {
         let msg = self.msgs.remove(&seq)?;
-        self.bytes -= self.accounting.size(&msg.subject, &msg.headers, &msg.data);
+        self.cache_drop(seq);
+        self.bytes -= self.accounting.meta_size(&msg);
         if let Some(st) = self.subjects.get_mut(&msg.subject) {
             st.count -= 1;
             if st.count == 0 {
@@ -351,8 +561,8 @@ impl MsgStore {
             .map(|m| m.ts.saturating_add(max_age))
     }
 
-    /// All messages, in sequence order.
-    pub fn iter(&self) -> impl Iterator<Item = &StoredMsg> {
+    /// Every message's metadata, in sequence order.
+    pub fn iter(&self) -> impl Iterator<Item = &MsgMeta> {
         self.msgs.values()
     }
 }
@@ -447,6 +657,73 @@ mod tests {
         assert_eq!(s.first_seq(), 6);
         assert_eq!(s.purge(None, None, None).seqs.len(), 5);
         assert_eq!((s.first_seq(), s.last_seq(), s.len()), (11, 10, 0));
+    }
+
+    fn loc(seq: u64) -> Loc {
+        Loc {
+            seg: 1,
+            offset: seq * 100,
+            len: 60,
+        }
+    }
+
+    #[test]
+    fn cache_keeps_its_byte_budget_evicting_the_oldest_cached() {
+        let mut s = MsgStore::new(Accounting::File, 1);
+        s.set_cache_budget(Some(30));
+        for i in 1..=5u64 {
+            let seq = s.append(b("a"), Bytes::new(), b("0123456789"), i as i64);
+            s.set_loc(seq, loc(seq));
+        }
+        // Metadata of all five; payloads of the newest three (30 bytes).
+        assert_eq!((s.len(), s.bytes()), (5, 5 * (1 + 10 + 30)));
+        assert_eq!(s.cache_bytes(), 30);
+        let cached: Vec<u64> = (1..=5).filter(|q| s.is_cached(*q)).collect();
+        assert_eq!(cached, vec![3, 4, 5]);
+        assert_eq!(s.get(1), None);
+        assert_eq!(
+            s.meta(1).map(|m| (m.data_len, m.loc)),
+            Some((10, Some(loc(1))))
+        );
+        assert_eq!(s.get(5).map(|m| m.data), Some(b("0123456789")));
+        // A message read back enters the cache; the longest cached (3) leaves.
+        s.cache_put(1, Bytes::new(), b("0123456789"));
+        let cached: Vec<u64> = (1..=5).filter(|q| s.is_cached(*q)).collect();
+        assert_eq!(cached, vec![1, 4, 5]);
+        // Lengths that do not match the metadata are not cached.
+        s.cache_put(3, Bytes::new(), b("short"));
+        assert!(!s.is_cached(3));
+        // Removal frees cache bytes; lookups need only metadata.
+        s.remove(4);
+        assert_eq!(s.cache_bytes(), 20);
+        assert_eq!(s.next_matching(2, b"a"), Some(2));
+        assert_eq!(s.last_matching(b"a"), Some(5));
+        s.purge(None, None, None);
+        assert_eq!((s.cache_bytes(), s.len(), s.bytes()), (0, 0, 0));
+    }
+
+    #[test]
+    fn cache_keeps_the_newest_and_what_cannot_be_read_back() {
+        let mut s = MsgStore::new(Accounting::File, 1);
+        s.set_cache_budget(Some(4));
+        // No log record: nothing to read it back from, so it stays.
+        s.append(b("a"), Bytes::new(), b("0123456789"), 1);
+        let seq = s.append(b("a"), Bytes::new(), b("abcdefghij"), 2);
+        assert!(s.is_cached(1) && s.is_cached(seq));
+        // Once it has a record it may go; the newest stays though over budget.
+        s.set_loc(1, loc(1));
+        s.set_loc(seq, loc(seq));
+        s.set_cache_budget(Some(4));
+        assert!(!s.is_cached(1) && s.is_cached(seq));
+        // The Nats-Msg-Id is kept in the metadata.
+        let q = s.append(b("a"), b("NATS/1.0\r\nNats-Msg-Id: x1\r\n\r\n"), b("d"), 3);
+        assert_eq!(s.meta(q).and_then(|m| m.msg_id.clone()), Some(b("x1")));
+        // Memory streams (no budget) keep everything.
+        let mut m = MsgStore::new(Accounting::Memory, 1);
+        for i in 0..100 {
+            m.append(b("a"), Bytes::new(), b("0123456789"), i);
+        }
+        assert_eq!(m.cache_bytes(), 1000);
     }
 
     #[derive(Clone, Debug)]

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::errors::{self, ApiError};
 use super::headers;
+use super::index;
 use super::persist::{OpIds, OpQueue, Persist};
 use super::store::{Accounting, Limits, MsgStore, Removed, StoredMsg};
 use super::time::Timestamp;
@@ -39,6 +40,8 @@ pub struct Stream {
     pub persist: Option<Persist>,
     /// Consumers of this stream (none exist yet; interest retention reads it).
     pub consumers: usize,
+    /// An encoded index and the Sync it waits for (see [`Stream::flush`]).
+    pub staged_index: Option<(StorageId, Bytes)>,
     dedup: BTreeMap<Bytes, (u64, i64)>,
     dedup_order: VecDeque<(i64, Bytes)>,
     last_msg_id: Bytes,
@@ -60,6 +63,7 @@ impl Stream {
             store: MsgStore::new(accounting, 1),
             persist,
             consumers: 0,
+            staged_index: None,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
             last_msg_id: Bytes::new(),
@@ -81,18 +85,16 @@ impl Stream {
             store,
             persist: Some(persist),
             consumers: 0,
+            staged_index: None,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
             last_msg_id: Bytes::new(),
         };
-        // Rebuild the dedup window from the stored Nats-Msg-Id headers.
+        // Rebuild the dedup window from the stored Nats-Msg-Ids.
         let found: Vec<(Bytes, u64, i64)> = s
             .store
             .iter()
-            .filter_map(|m| {
-                headers::get(&m.headers, "Nats-Msg-Id")
-                    .map(|id| (Bytes::copy_from_slice(id), m.seq, m.ts))
-            })
+            .filter_map(|m| m.msg_id.clone().map(|id| (id, m.seq, m.ts)))
             .collect();
         for (id, seq, ts) in found {
             s.remember(id, seq, ts);
@@ -231,9 +233,18 @@ impl Stream {
             }
             return Ok(Stored::New(seq));
         }
-        let seq = self.store.append(subject.clone(), hdr, data.clone(), now);
-        if let (Some(p), Some(m)) = (self.persist.as_mut(), self.store.get(seq)) {
-            p.log_msg(m);
+        let seq = self
+            .store
+            .append(subject.clone(), hdr.clone(), data.clone(), now);
+        if let Some(p) = self.persist.as_mut() {
+            let loc = p.log_msg(&StoredMsg {
+                seq,
+                subject: subject.clone(),
+                headers: hdr,
+                data: data.clone(),
+                ts: now,
+            });
+            self.store.set_loc(seq, loc);
         }
         if let Some(id) = msg_id {
             self.remember(id, seq, now);
@@ -284,7 +295,21 @@ impl Stream {
     ) -> Option<(StorageId, StorageId)> {
         let next = self.store.last_seq() + 1;
         let first = self.store.first_seq();
-        self.persist.as_mut()?.flush(next, first, sync, ids, ops)
+        let p = self.persist.as_mut()?;
+        let (write, done) = p.flush(next, first, sync, ids, ops)?;
+        if let Some((seg, offset)) = p.take_index_due() {
+            if let Some(data) = index::encode(&self.store, p.segments(), seg, offset) {
+                // The index waits for a Sync covering its position: this
+                // flush's, or (relaxed mode) one of its own.
+                let sync = if write != done {
+                    done
+                } else {
+                    p.sync_segment(seg, ids, ops)
+                };
+                self.staged_index = Some((sync, data));
+            }
+        }
+        Some((write, done))
     }
 
     pub fn state(&self, consumers: usize) -> StreamState {

@@ -30,6 +30,8 @@ impl Server {
                 .cfg
                 .jetstream_sync_interval
                 .map_or(0, |d| d.as_nanos() as i64),
+            cache_bytes: self.cfg.jetstream_cache_bytes,
+            index_flushes: self.cfg.jetstream_index_flushes,
         };
         let mut fx = Effects::default();
         self.js = Some(JetStream::start(cfg, &mut fx));

@@ -32,6 +32,8 @@ pub struct JsHarness {
     next_reply: u64,
     /// Replies that arrived, by reply number, in arrival order.
     pub arrived: Vec<(u64, Vec<u8>)>,
+    /// Header blocks of replies that had one, by reply number.
+    pub arrived_hdrs: BTreeMap<u64, Vec<u8>>,
     /// Everything the server ever transmitted to the client (every incarnation).
     pub wire: Vec<u8>,
     /// Number of restarts so far (reply numbers stay unique across them).
@@ -75,6 +77,7 @@ impl JsHarness {
             conn: ConnId(0),
             next_reply: 1,
             arrived: Vec::new(),
+            arrived_hdrs: BTreeMap::new(),
             wire: Vec::new(),
             restarts: 0,
         };
@@ -119,6 +122,9 @@ impl JsHarness {
                     for m in parse_msgs(&data) {
                         if let Some(n) = m.subject.strip_prefix("_R.") {
                             let n: u64 = n.parse().expect("reply number");
+                            if let Some(hd) = m.headers {
+                                self.arrived_hdrs.insert(n, hd);
+                            }
                             self.arrived.push((n, m.payload));
                         }
                     }
@@ -164,7 +170,7 @@ impl JsHarness {
         self.pump();
     }
 
-    fn reply_no(&mut self) -> u64 {
+    pub fn reply_no(&mut self) -> u64 {
         let n = self.next_reply;
         self.next_reply += 1;
         n
@@ -270,6 +276,22 @@ impl JsHarness {
             hdrs: b64(&m["hdrs"]),
             data: b64(&m["data"]),
         })
+    }
+
+    /// `$JS.API.DIRECT.GET.<stream>` with a JSON body; returns the reply's
+    /// header block and payload, which must come at once.
+    pub fn direct_get(&mut self, stream: &str, body: &str) -> (Vec<u8>, Vec<u8>) {
+        let n = self.reply_no();
+        let frame = format!(
+            "PUB $JS.API.DIRECT.GET.{stream} _R.{n} {}\r\n{body}\r\n",
+            body.len()
+        );
+        self.send_raw(frame.as_bytes());
+        let payload = self
+            .take_reply(n)
+            .unwrap_or_else(|| panic!("no reply to DIRECT.GET {body}"));
+        let hdrs = self.arrived_hdrs.remove(&n).unwrap_or_default();
+        (hdrs, payload)
     }
 
     /// `$JS.API.STREAM.INFO.<stream>`'s state.

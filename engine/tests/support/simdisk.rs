@@ -51,6 +51,8 @@ pub struct SimDisk {
     pub delivered: BTreeSet<StorageId>,
     /// Decides which operations fail (none when unset).
     pub fail: Option<FailRule>,
+    /// Bytes returned by Reads, by file (every incarnation).
+    pub read_bytes: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -187,6 +189,7 @@ impl SimDisk {
                 Some(f) => {
                     let start = (*offset as usize).min(f.len());
                     let end = start.saturating_add(*len as usize).min(f.len());
+                    *self.read_bytes.entry(file.clone()).or_default() += (end - start) as u64;
                     StorageResult::Data(Bytes::copy_from_slice(&f[start..end]))
                 }
                 None => StorageResult::Error(format!("{file}: no such file")),
