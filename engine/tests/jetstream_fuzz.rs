@@ -90,10 +90,10 @@ proptest! {
             h.send_raw(frame.as_bytes());
         }
         // Every request got exactly one reply.
-        for k in 0..reqs.len() {
+        for (k, req) in reqs.iter().enumerate() {
             let n = 1_000_000 + k as u64;
             let got = h.arrived.iter().filter(|(r, _)| *r == n).count();
-            prop_assert_eq!(got, 1, "request {} ({:?}) got {} replies", k, reqs[k], got);
+            prop_assert_eq!(got, 1, "request {} ({:?}) got {} replies", k, req, got);
         }
         // Still serving: a new publish is acknowledged and stream info answers.
         let n = h.publish("s.after", b"x");
