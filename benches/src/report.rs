@@ -388,14 +388,10 @@ fn chart(results: &Results, selected: &[Workload], path: &Path) -> io::Result<()
     }
     let (w, row_h, top, left) = (1000i32, 36i32, 70i32, 330i32);
     let h = top + row_h * bars.len() as i32 + 40;
-    let xmax = bars
-        .iter()
-        .flat_map(|b| b.vals.iter().flatten())
-        .fold(2.0f64, |m, &v| m.max(v))
-        .min(20.0)
-        .ceil();
-    let plot_w = (w - left - 30) as f64;
-    let x = |v: f64| left + (v.min(xmax) / xmax * plot_w) as i32;
+    // Log2 scale from 1/8 to 32: bars grow from parity (1.0) either way.
+    let (lo, hi) = (-3.0f64, 5.0f64);
+    let plot_w = (w - left - 40) as f64;
+    let x = |v: f64| left + ((v.log2().clamp(lo, hi) - lo) / (hi - lo) * plot_w) as i32;
     let err = |e: DrawingAreaErrorKind<_>| io::Error::other(format!("chart: {e:?}"));
     let root = SVGBackend::new(path, (w as u32, h as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
@@ -411,7 +407,7 @@ fn chart(results: &Results, selected: &[Workload], path: &Path) -> io::Result<()
         "server peak RSS (lower: natrium smaller)",
     ];
     root.draw(&Text::new(
-        "natrium / nats-server (1.0 = parity)",
+        "natrium / nats-server, log scale (red line = parity)",
         (10, 10),
         ("sans-serif", 18).into_font(),
     ))
@@ -433,14 +429,15 @@ fn chart(results: &Results, selected: &[Workload], path: &Path) -> io::Result<()
         for (j, v) in b.vals.iter().enumerate() {
             let Some(v) = v else { continue };
             let y0 = y + 3 + j as i32 * 10;
+            let (a, z) = (x(1.0).min(x(*v)), x(1.0).max(x(*v)));
             root.draw(&Rectangle::new(
-                [(left, y0), (x(*v), y0 + 9)],
+                [(a, y0), (z.max(a + 1), y0 + 9)],
                 colors[j].filled(),
             ))
             .map_err(err)?;
             root.draw(&Text::new(
                 format!("{v:.2}"),
-                (x(*v) + 3, y0 - 1),
+                (z + 3, y0 - 1),
                 ("sans-serif", 9).into_font(),
             ))
             .map_err(err)?;
@@ -452,9 +449,9 @@ fn chart(results: &Results, selected: &[Workload], path: &Path) -> io::Result<()
         BLACK,
     ))
     .map_err(err)?;
-    let mut t = 0.0;
-    while t <= xmax + 1e-9 {
-        let style = if (t - 1.0).abs() < 1e-9 {
+    for e in lo as i32..=hi as i32 {
+        let t = 2f64.powi(e);
+        let style = if e == 0 {
             ShapeStyle::from(&RED).stroke_width(2)
         } else {
             ShapeStyle::from(&RGBColor(200, 200, 200)).stroke_width(1)
@@ -464,13 +461,13 @@ fn chart(results: &Results, selected: &[Workload], path: &Path) -> io::Result<()
             style,
         ))
         .map_err(err)?;
-        root.draw(&Text::new(
-            format!("{t}"),
-            (x(t) - 4, bottom + 6),
-            font.clone(),
-        ))
-        .map_err(err)?;
-        t += if xmax > 6.0 { 1.0 } else { 0.5 };
+        let label = if e < 0 {
+            format!("1/{}", 1 << -e)
+        } else {
+            format!("{}", 1 << e)
+        };
+        root.draw(&Text::new(label, (x(t) - 6, bottom + 6), font.clone()))
+            .map_err(err)?;
     }
     root.present().map_err(err)?;
     Ok(())
