@@ -38,6 +38,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const EVENT_QUEUE: usize = 128;
 /// Events the engine task handles before it writes out what they produced.
 const EVENT_BATCH: usize = 256;
+/// Input bytes handled before the engine task hands output to the writers.
+const BATCH_BYTES: usize = 256 * 1024;
 /// A writer reports progress at least this often while writing one large transmit.
 const PROGRESS_REPORT: usize = 256 * 1024;
 /// How long a shutting-down server waits for clients' final bytes.
@@ -183,10 +185,20 @@ pub async fn serve(
             }
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
+                // Batch events, but hand output to the writers after about
+                // BATCH_BYTES of input: what a batch queues for each subscriber
+                // is memory held until the writers drain it.
+                let mut input = read_len(&ev);
                 handle_event(&mut server, &mut conns, &inbox, now(), ev);
                 for _ in 0..EVENT_BATCH {
+                    if input >= BATCH_BYTES {
+                        break;
+                    }
                     match events.try_recv() {
-                        Ok(ev) => handle_event(&mut server, &mut conns, &inbox, now(), ev),
+                        Ok(ev) => {
+                            input += read_len(&ev);
+                            handle_event(&mut server, &mut conns, &inbox, now(), ev)
+                        }
                         Err(_) => break,
                     }
                 }
@@ -209,6 +221,13 @@ pub async fn serve(
     let _ = tokio::time::timeout(SHUTDOWN_FLUSH, flushed).await;
     tracing::info!("Server Exiting..");
     Ok(())
+}
+
+fn read_len(ev: &Event) -> usize {
+    match ev {
+        Event::Read(_, data) => data.len(),
+        _ => 0,
+    }
 }
 
 fn handle_event(

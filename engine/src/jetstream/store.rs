@@ -319,10 +319,17 @@ impl MsgStore {
     }
 
     /// Put back a message's metadata alone (its payload stays in the log).
-    pub fn insert_meta(&mut self, meta: MsgMeta) {
+    pub fn insert_meta(&mut self, mut meta: MsgMeta) {
         if meta.seq < self.next_seq && self.msgs.contains_key(&meta.seq) {
             return;
         }
+        // One allocation per distinct subject, shared by its messages. The
+        // subject handed in may be a slice of the whole published message, which
+        // would otherwise keep an evicted payload alive.
+        meta.subject = match self.subjects.get_key_value(&meta.subject[..]) {
+            Some((k, _)) => k.clone(),
+            None => Bytes::copy_from_slice(&meta.subject),
+        };
         self.next_seq = self.next_seq.max(meta.seq.saturating_add(1));
         self.last_ts = self.last_ts.max(meta.ts);
         self.bytes += self.accounting.meta_size(&meta);
