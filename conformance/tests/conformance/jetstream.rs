@@ -1448,6 +1448,12 @@ async fn js_crash_kill9(s: &Server) {
                 }
             }));
         }
+        // Kill at a random point after publishing has got going (the first ack
+        // can take a while on a loaded machine: it waits for an fsync).
+        let started = std::time::Instant::now();
+        while got.lock().unwrap().is_empty() && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let wait = 30 + rng.next() % 370;
         tokio::time::sleep(Duration::from_millis(wait)).await;
         s.kill9();
