@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use natrium_engine::storage::{StorageId, StorageResult};
 use natrium_engine::{CloseReason, ConnId, Instant, Output, Server};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
@@ -38,6 +38,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const EVENT_QUEUE: usize = 128;
 /// Events the engine task handles before it writes out what they produced.
 const EVENT_BATCH: usize = 256;
+/// A read this small suggests a quiet connection: its buffer is given back.
+const SMALL_READ: usize = 4096;
 /// Input bytes handled before the engine task hands output to the writers.
 const BATCH_BYTES: usize = 256 * 1024;
 /// A writer reports progress at least this often while writing one large transmit.
@@ -330,24 +332,35 @@ fn drain(
 
 async fn read_loop(
     id: ConnId,
-    mut rd: OwnedReadHalf,
+    rd: OwnedReadHalf,
     gate: Arc<ReadGate>,
     events: mpsc::Sender<Event>,
 ) {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // No buffer is held while a connection is idle: it is allocated when the
+    // socket becomes readable and given up after a small read, so ten thousand
+    // quiet clients cost no read buffers.
+    let mut buf = BytesMut::new();
     loop {
         gate.wait_open().await;
+        if rd.readable().await.is_err() {
+            break;
+        }
         if buf.capacity() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
-        match rd.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
+        match rd.try_read_buf(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
                 let chunk = buf.split().freeze();
+                if n < SMALL_READ {
+                    buf = BytesMut::new();
+                }
                 if events.send(Event::Read(id, chunk)).await.is_err() {
                     return;
                 }
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
         }
     }
     let _ = events.send(Event::Closed(id)).await;
