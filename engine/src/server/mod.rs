@@ -10,9 +10,9 @@ mod frames;
 mod internal;
 mod ops;
 
+use ::core::net::SocketAddr;
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
