@@ -1251,3 +1251,45 @@ fn unreadable_segment_keeps_the_stream_out_of_service() {
         "files untouched"
     );
 }
+
+/// A stalled disk does not make the engine queue without end: past 1024 log
+/// syncs in flight, publishes to file streams are refused with 10023, and they
+/// are accepted again once the disk catches up. Nothing acked is lost.
+#[test]
+fn a_stalled_disk_bounds_what_is_held() {
+    let mut h = JsHarness::new(1);
+    h.create_stream("S", STREAM);
+    h.auto = false;
+    let mut replies = Vec::new();
+    for i in 0..1100 {
+        replies.push(h.publish(&format!("s.{i}"), b"x"));
+    }
+    // The first 1024 wait for their syncs; the rest were refused at once.
+    let refused: Vec<serde_json::Value> = replies[1024..]
+        .iter()
+        .map(|n| {
+            serde_json::from_slice(&h.take_reply(*n).expect("refusal arrives at once")).unwrap()
+        })
+        .collect();
+    assert!(
+        refused.iter().all(|v| v["error"]["err_code"] == 10023),
+        "{:?}",
+        refused[0]
+    );
+    assert!(
+        replies[..1024].iter().all(|n| h.take_reply(*n).is_none()),
+        "no ack before its sync"
+    );
+    h.auto = true;
+    h.settle();
+    for n in &replies[..1024] {
+        let v: serde_json::Value =
+            serde_json::from_slice(&h.take_reply(*n).expect("ack after sync")).unwrap();
+        assert!(v.get("error").is_none(), "{v}");
+    }
+    let n = h.publish("s.after", b"y");
+    assert!(h
+        .take_reply(n)
+        .is_some_and(|r| !r.windows(7).any(|w| w == b"\"error\"")));
+    assert_eq!(h.messages("S").len(), 1025);
+}

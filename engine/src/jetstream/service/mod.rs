@@ -32,6 +32,10 @@ use super::types::{self, *};
 use crate::storage::{StorageId, StorageOp, StorageResult};
 use crate::subject::{is_valid_subject, subject_matches};
 
+/// Log syncs in flight before publishes to file streams are refused with
+/// 10023 (insufficient resources): the bound on what a stalled disk makes the
+/// engine hold (records, held acks). Group commit keeps it near 1 normally.
+const MAX_OUTSTANDING_SYNCS: usize = 1024;
 /// Names endpoints page at this many entries, list endpoints at [`LIST_LIMIT`] (row J6).
 const NAMES_LIMIT: usize = 1024;
 const LIST_LIMIT: usize = 256;
@@ -269,6 +273,7 @@ impl JetStream {
         let limited = self.cfg.max_memory >= 0 || self.cfg.max_store >= 0;
         let (mem, file) = if limited { self.usage() } else { (0, 0) };
         let (max_memory, max_store) = (self.cfg.max_memory, self.cfg.max_store);
+        let outstanding = self.outstanding.len();
         let Some(stream) = self.stream_by_id(stream_id) else {
             return;
         };
@@ -284,11 +289,15 @@ impl JetStream {
         };
         // Republish reports the subject's previous sequence (gap detection).
         let prev_on_subject = stream.store.last_seq_on(subject);
+        // The disk is far behind (or stalled): refuse rather than queue without end.
+        let backlog = stream.persist.is_some() && outstanding >= MAX_OUTSTANDING_SYNCS;
         let result = if full {
             Err(match stream.config.storage {
                 StorageType::Memory => errors::memory_resources_exceeded(),
                 StorageType::File => errors::storage_resources_exceeded(),
             })
+        } else if backlog {
+            Err(errors::insufficient_resources())
         } else {
             stream.publish(subject, hdrs, data, now)
         };
