@@ -203,6 +203,24 @@ fn want_int(e: &Entry) -> Result<i64, ConfigError> {
     }
 }
 
+/// A size limit that fits nats-server's int32 fields: 0..=i32::MAX.
+fn want_limit(e: &Entry) -> Result<i64, ConfigError> {
+    let n = want_int(e)?;
+    if n > i32::MAX as i64 {
+        return Err(ConfigError::at(
+            &e.node.pos,
+            format!("{} value is too big", e.key),
+        ));
+    }
+    if n < 0 {
+        return Err(ConfigError::at(
+            &e.node.pos,
+            format!("{} value can not be negative", e.key),
+        ));
+    }
+    Ok(n)
+}
+
 fn want_bool(e: &Entry) -> Result<bool, ConfigError> {
     match &e.node.value {
         Value::Bool(b) => Ok(*b),
@@ -418,37 +436,13 @@ pub fn apply(opts: &mut Options, tree: &Map) -> Result<(), ConfigError> {
             "logfile" | "log_file" => opts.logfile = Some(PathBuf::from(want_str(e)?)),
             "pidfile" | "pid_file" => opts.pid_file = Some(PathBuf::from(want_str(e)?)),
             "max_control_line" => {
-                let n = want_int(e)?;
-                if n > i32::MAX as i64 {
-                    return Err(ConfigError::at(
-                        &e.node.pos,
-                        format!("{} value is too big", e.key),
-                    ));
-                }
-                if n < 0 {
-                    return Err(ConfigError::at(
-                        &e.node.pos,
-                        format!("{} value can not be negative", e.key),
-                    ));
-                }
+                let n = want_limit(e)?;
                 if n > 0 {
                     opts.engine.max_control_line = n as u32;
                 }
             }
             "max_payload" => {
-                let n = want_int(e)?;
-                if n > i32::MAX as i64 {
-                    return Err(ConfigError::at(
-                        &e.node.pos,
-                        format!("{} value is too big", e.key),
-                    ));
-                }
-                if n < 0 {
-                    return Err(ConfigError::at(
-                        &e.node.pos,
-                        format!("{} value can not be negative", e.key),
-                    ));
-                }
+                let n = want_limit(e)?;
                 if n > 0 {
                     opts.engine.max_payload = n as u32;
                 }
