@@ -48,7 +48,12 @@ fn main() -> ExitCode {
         eprintln!("natrium: cannot open log file: {e}");
         return ExitCode::from(1);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: the engine is single-threaded anyway, so worker threads would
+    // only move socket syscalls around, and their work-stealing spins burn the
+    // cores that clients on the same machine need (request/reply on 2 cores:
+    // 84 µs p50 with the multi-threaded scheduler, 52 µs with this one; see
+    // benches/README.md). File I/O runs on the disk executor's own thread.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
