@@ -2,12 +2,15 @@
 //!
 //! One task owns the [`Server`] and is the only one that touches it. Each client
 //! connection has a reader task (socket -> engine, through one bounded event
-//! channel, so a fast publisher is slowed down rather than buffered without limit)
-//! and a writer task (engine -> socket). The engine coalesces everything queued for
-//! a connection while it handles a batch of events into one `Transmit`, so a writer
-//! makes one `write` per batch, never one per message. The engine's outbound
-//! accounting (max_pending, write_deadline) bounds what a writer can hold, and its
-//! `PauseRead`/`ResumeRead` outputs hold back a publisher whose subscribers lag.
+//! channel, so a fast publisher is slowed down rather than buffered without limit).
+//! The engine coalesces everything queued for a connection while it handles a
+//! batch of events into one `Transmit`, which the engine task writes to the socket
+//! at once (one `write` per batch, never one per message). Only when the socket
+//! will not take it all does the rest go to a writer task, spawned for that
+//! connection the first time it is needed; while the writer holds bytes, later
+//! output queues behind them. The engine's outbound accounting (max_pending,
+//! write_deadline) bounds what a writer can hold, and its `PauseRead`/`ResumeRead`
+//! outputs hold back a publisher whose subscribers lag.
 
 pub mod disk;
 
@@ -23,8 +26,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use natrium_engine::storage::{StorageId, StorageResult};
 use natrium_engine::{CloseReason, ConnId, Instant, Output, Server};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
@@ -57,8 +58,8 @@ enum Event {
 
 enum WriterMsg {
     Data(Bytes),
-    /// Finish what was sent before, then close (bounded by the given time).
-    Close(Duration),
+    /// Finish what was sent before, then half-close.
+    Close,
 }
 
 /// Lets the engine pause a connection's reader (fast-producer stall).
@@ -88,10 +89,28 @@ impl ReadGate {
 }
 
 struct ConnHandle {
-    tx: mpsc::UnboundedSender<WriterMsg>,
+    stream: Arc<TcpStream>,
     gate: Arc<ReadGate>,
     reader: AbortHandle,
-    writer: AbortHandle,
+    /// Spawned the first time a write would block.
+    writer: Option<Writer>,
+    /// Bytes handed to the writer that it has not reported written. While any
+    /// are, new output goes to the writer too, so bytes keep their order.
+    backlog: usize,
+}
+
+struct Writer {
+    tx: mpsc::UnboundedSender<WriterMsg>,
+    task: AbortHandle,
+}
+
+impl ConnHandle {
+    fn abort(self) {
+        self.reader.abort();
+        if let Some(w) = self.writer {
+            w.task.abort();
+        }
+    }
 }
 
 /// Channels into the engine task.
@@ -164,18 +183,22 @@ pub async fn serve(
 
     let mut conns: hashbrown::HashMap<ConnId, ConnHandle> = hashbrown::HashMap::new();
     // Recovery's storage operations, queued by the engine at start.
-    drain(&mut server, &mut conns, &io, write_deadline);
+    drain(&mut server, &mut conns, &io, now(), write_deadline);
     tokio::pin!(shutdown);
+    // One timer, moved when the engine's deadline changes.
+    let sleep = tokio::time::sleep_until(origin);
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
     loop {
         let deadline = server.poll_timeout();
-        let sleep = async {
-            match deadline {
-                Some(at) => {
-                    tokio::time::sleep_until(origin + Duration::from_nanos(at.as_nanos())).await
-                }
-                None => std::future::pending().await,
+        if deadline != armed {
+            if let Some(at) = deadline {
+                sleep
+                    .as_mut()
+                    .reset(origin + Duration::from_nanos(at.as_nanos()));
             }
-        };
+            armed = deadline;
+        }
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
@@ -205,16 +228,22 @@ pub async fn serve(
                     }
                 }
             }
-            _ = sleep => server.handle_timeout(now()),
+            _ = &mut sleep, if armed.is_some() => {
+                armed = None;
+                server.handle_timeout(now());
+            }
         }
-        drain(&mut server, &mut conns, &io, write_deadline);
+        drain(&mut server, &mut conns, &io, now(), write_deadline);
     }
 
     acceptor.abort();
     tracing::info!("Initiating Shutdown...");
     server.handle_shutdown(now());
-    drain(&mut server, &mut conns, &io, SHUTDOWN_FLUSH);
-    let writers: Vec<AbortHandle> = conns.drain().map(|(_, h)| h.writer).collect();
+    drain(&mut server, &mut conns, &io, now(), SHUTDOWN_FLUSH);
+    let writers: Vec<AbortHandle> = conns
+        .drain()
+        .filter_map(|(_, h)| h.writer.map(|w| w.task))
+        .collect();
     let flushed = async {
         while !writers.iter().all(AbortHandle::is_finished) {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -244,26 +273,34 @@ fn handle_event(
             let _ = stream.set_nodelay(true);
             let id = server.handle_accept(now, peer);
             tracing::debug!("{peer} - {id} - Client connection created");
-            let (rd, wr) = stream.into_split();
-            let (tx, rx) = mpsc::unbounded_channel();
+            let stream = Arc::new(stream);
             let gate = Arc::new(ReadGate::default());
-            let reader =
-                tokio::spawn(read_loop(id, rd, gate.clone(), inbox.events.clone())).abort_handle();
-            let writer =
-                tokio::spawn(write_loop(id, wr, rx, inbox.progress.clone())).abort_handle();
+            let reader = tokio::spawn(read_loop(
+                id,
+                stream.clone(),
+                gate.clone(),
+                inbox.events.clone(),
+            ))
+            .abort_handle();
             conns.insert(
                 id,
                 ConnHandle {
-                    tx,
+                    stream,
                     gate,
                     reader,
-                    writer,
+                    writer: None,
+                    backlog: 0,
                 },
             );
         }
         Event::Read(id, data) => server.handle_read(now, id, &data),
         Event::Storage(id, result) => server.handle_storage(now, id, result),
-        Event::Written(id, n) => server.handle_written(now, id, n),
+        Event::Written(id, n) => {
+            if let Some(h) = conns.get_mut(&id) {
+                h.backlog = h.backlog.saturating_sub(n);
+            }
+            server.handle_written(now, id, n)
+        }
         Event::Closed(id) => {
             server.handle_closed(now, id);
             if let Some(h) = conns.remove(&id) {
@@ -271,8 +308,7 @@ fn handle_event(
                     "{id} - Client connection closed: {}",
                     CloseReason::ClientClosed
                 );
-                h.reader.abort();
-                h.writer.abort();
+                h.abort();
             }
         }
     }
@@ -289,6 +325,7 @@ fn drain(
     server: &mut Server,
     conns: &mut hashbrown::HashMap<ConnId, ConnHandle>,
     io: &Io,
+    now: Instant,
     flush_limit: Duration,
 ) {
     while let Some(out) = server.poll_output() {
@@ -301,8 +338,33 @@ fn drain(
                 }
             },
             Output::Transmit { conn, data } => {
-                if let Some(h) = conns.get(&conn) {
-                    let _ = h.tx.send(WriterMsg::Data(data));
+                let Some(h) = conns.get_mut(&conn) else {
+                    continue;
+                };
+                let sent = if h.backlog == 0 {
+                    write_now(&h.stream, &data)
+                } else {
+                    Ok(0)
+                };
+                match sent {
+                    Ok(n) => {
+                        if n < data.len() {
+                            h.backlog += data.len() - n;
+                            let progress = &io.inbox.progress;
+                            let w = h
+                                .writer
+                                .get_or_insert_with(|| spawn_writer(conn, &h.stream, progress));
+                            let _ = w.tx.send(WriterMsg::Data(data.slice(n..)));
+                        }
+                        if n > 0 {
+                            server.handle_written(now, conn, n);
+                        }
+                    }
+                    // Seen by the engine as the client going away, as a
+                    // writer's failure would be.
+                    Err(_) => {
+                        let _ = io.inbox.progress.send(Event::Closed(conn));
+                    }
                 }
             }
             Output::PauseRead { conn } => {
@@ -316,13 +378,22 @@ fn drain(
                 }
             }
             Output::Close { conn, reason } => {
-                if let Some(h) = conns.remove(&conn) {
+                if let Some(mut h) = conns.remove(&conn) {
                     tracing::debug!("{conn} - Client connection closed: {reason}");
                     h.reader.abort();
-                    if reason.flush_first() {
-                        let _ = h.tx.send(WriterMsg::Close(flush_limit));
-                    } else {
-                        h.writer.abort();
+                    match h.writer.take() {
+                        Some(w) if reason.flush_first() => {
+                            // The writer gets flush_limit to finish, then goes.
+                            let _ = w.tx.send(WriterMsg::Close);
+                            tokio::spawn(async move {
+                                tokio::time::sleep(flush_limit).await;
+                                w.task.abort();
+                            });
+                        }
+                        Some(w) => w.task.abort(),
+                        // Everything was written: say so to the peer now.
+                        None if reason.flush_first() => shutdown_write(&h.stream),
+                        None => {}
                     }
                 }
             }
@@ -330,9 +401,40 @@ fn drain(
     }
 }
 
+/// Write what the socket takes now, without waiting: the bytes written, or the
+/// error that ends the connection.
+fn write_now(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
+    let mut off = 0;
+    while off < data.len() {
+        match stream.try_write(&data[off..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => off += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(off)
+}
+
+/// Half-close: the peer reads what was sent, then end of stream.
+fn shutdown_write(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+}
+
+fn spawn_writer(
+    id: ConnId,
+    stream: &Arc<TcpStream>,
+    progress: &mpsc::UnboundedSender<Event>,
+) -> Writer {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(write_loop(id, stream.clone(), rx, progress.clone())).abort_handle();
+    Writer { tx, task }
+}
+
 async fn read_loop(
     id: ConnId,
-    rd: OwnedReadHalf,
+    rd: Arc<TcpStream>,
     gate: Arc<ReadGate>,
     events: mpsc::Sender<Event>,
 ) {
@@ -359,16 +461,22 @@ async fn read_loop(
                     return;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Readiness was stale: wait without holding an empty buffer.
+                if buf.is_empty() {
+                    buf = BytesMut::new();
+                }
+            }
             Err(_) => break,
         }
     }
     let _ = events.send(Event::Closed(id)).await;
 }
 
+/// Writes what the engine task could not, in order, reporting progress.
 async fn write_loop(
     id: ConnId,
-    mut wr: OwnedWriteHalf,
+    wr: Arc<TcpStream>,
     mut rx: mpsc::UnboundedReceiver<WriterMsg>,
     progress: mpsc::UnboundedSender<Event>,
 ) {
@@ -380,14 +488,18 @@ async fn write_loop(
                 let mut off = 0;
                 let mut reported = 0;
                 while off < data.len() {
-                    match wr.write(&data[off..]).await {
-                        Ok(0) | Err(_) => {
+                    if wr.writable().await.is_err() {
+                        let _ = progress.send(Event::Closed(id));
+                        return;
+                    }
+                    match write_now(&wr, &data[off..]) {
+                        Ok(n) => off += n,
+                        Err(_) => {
                             let _ = progress.send(Event::Closed(id));
                             return;
                         }
-                        Ok(n) => off += n,
                     }
-                    if off == data.len() || off - reported >= PROGRESS_REPORT {
+                    if off > reported && (off == data.len() || off - reported >= PROGRESS_REPORT) {
                         if progress.send(Event::Written(id, off - reported)).is_err() {
                             return;
                         }
@@ -395,8 +507,8 @@ async fn write_loop(
                     }
                 }
             }
-            WriterMsg::Close(limit) => {
-                let _ = tokio::time::timeout(limit, wr.shutdown()).await;
+            WriterMsg::Close => {
+                shutdown_write(&wr);
                 return;
             }
         }
