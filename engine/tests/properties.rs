@@ -293,3 +293,66 @@ proptest! {
         check_isolation(with_connect, &input, &cuts);
     }
 }
+
+/// A publisher's traffic: PUB and HPUB with payloads from empty to several
+/// read-sized chunks, PINGs, and SUBs of its own.
+fn publisher_traffic() -> impl Strategy<Value = Vec<u8>> {
+    let op = prop_oneof![
+        (0usize..3000, any::<bool>()).prop_map(|(len, reply)| {
+            let r = if reply { " r.1" } else { "" };
+            let mut op = format!("PUB t.a{r} {len}\r\n").into_bytes();
+            op.extend((0..len).map(|k| b'a' + (k % 26) as u8));
+            op.extend_from_slice(b"\r\n");
+            op
+        }),
+        (0usize..300).prop_map(|len| {
+            let hdr = "NATS/1.0\r\nK: v\r\n\r\n";
+            let mut op =
+                format!("HPUB t.b {} {}\r\n{hdr}", hdr.len(), hdr.len() + len).into_bytes();
+            op.extend((0..len).map(|k| b'0' + (k % 10) as u8));
+            op.extend_from_slice(b"\r\n");
+            op
+        }),
+        Just(b"PING\r\n".to_vec()),
+        Just(b"SUB t.* 9\r\n".to_vec()),
+    ];
+    prop::collection::vec(op, 1..40).prop_map(|ops| {
+        let mut bytes = ops.concat();
+        bytes.extend_from_slice(b"PUB t.end 0\r\n\r\n");
+        bytes
+    })
+}
+
+/// What a subscriber and the publisher itself receive when the publisher's
+/// bytes arrive in the given pieces.
+fn deliveries(pieces: Vec<Vec<u8>>) -> (Vec<u8>, Vec<u8>) {
+    let mut h = Harness::new(config());
+    h.record = false;
+    let sub = h.connect_with(QUIET);
+    h.send(sub, "SUB t.> 1\r\n");
+    let publ = h.connect_with(r#"{"verbose":false,"pedantic":false,"headers":true}"#);
+    h.take_received(sub);
+    h.take_received(publ);
+    for piece in pieces {
+        h.send_bytes(publ, &piece);
+    }
+    (h.received(sub).to_vec(), h.received(publ).to_vec())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// However a connection's bytes are split into reads (ops cut anywhere, in
+    /// their control line or payload, or many ops in one read), every client
+    /// receives exactly the same bytes as when they arrive in one piece.
+    #[test]
+    fn read_boundaries_do_not_change_deliveries(
+        input in publisher_traffic(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..24),
+    ) {
+        let whole = deliveries(vec![input.clone()]);
+        let split = deliveries(chunks(&input, &cuts));
+        prop_assert!(!whole.0.is_empty());
+        prop_assert_eq!(whole, split);
+    }
+}

@@ -391,13 +391,57 @@ impl Server {
                 }
             }
         } else {
-            c.partial.extend_from_slice(data);
+            self.complete_partial(now, key, data);
+        }
+        self.run_resumed();
+        self.end_of_input();
+    }
+
+    /// Input for a connection with an operation split across reads: move only
+    /// what completes that operation into its buffer, then parse the rest of
+    /// `data` where it lies (so each byte is copied at most once, whatever the
+    /// payload size).
+    fn complete_partial(&mut self, now: Instant, key: usize, data: &[u8]) {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let Some(c) = self.core.conns.get_mut(key) else {
+                return;
+            };
+            if c.closing {
+                return;
+            }
+            if c.partial.is_empty() {
+                let used = self.parse_ops(now, key, rest);
+                if let Some(c) = self.core.conns.get_mut(key) {
+                    if !c.closing && used < rest.len() {
+                        c.partial.extend_from_slice(&rest[used..]);
+                    }
+                }
+                return;
+            }
+            if c.read_paused {
+                // Stalled: keep everything for when it is resumed (past the
+                // cap, parse anyway, as handle_read does).
+                c.partial.extend_from_slice(rest);
+                if c.partial.len() >= PAUSED_BUFFER_MAX {
+                    self.parse_partial(now, key);
+                }
+                return;
+            }
+            let have = c.partial.len();
+            let want = if c.partial_need > have {
+                c.partial_need - have
+            } else {
+                // Length unknown until the control line is complete.
+                memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1)
+            };
+            let take = want.min(rest.len());
+            c.partial.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
             if c.partial.len() >= c.partial_need {
                 self.parse_partial(now, key);
             }
         }
-        self.run_resumed();
-        self.end_of_input();
     }
 
     /// Parse what a connection has buffered, keeping what is left.
