@@ -1108,8 +1108,11 @@ fn gets_beyond_the_cache_read_the_log() {
         let from = h.disk.log.len();
         let got = h.msg_get("S", 21).expect("newest");
         assert_eq!(got.data, b"p100");
-        // Recovered from the index, nothing is cached; before, the newest is.
-        assert_eq!(msg_reads(&h, from).is_empty(), round == 0);
+        // Before the restart the newest is cached. (After it, it is cached only
+        // if recovery scanned it: the index is not rewritten on every flush.)
+        if round == 0 {
+            assert!(msg_reads(&h, from).is_empty());
+        }
         for k in [0usize, 1, 7, 19] {
             let seq = k as u64 + 1;
             let from = h.disk.log.len();

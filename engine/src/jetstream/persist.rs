@@ -10,8 +10,9 @@
 //!   position (see [`super::index`]), replaced atomically like `meta.json`. It
 //!   is written when a segment is closed, and otherwise every
 //!   [`DEFAULT_INDEX_FLUSHES`] flushes (configurable) or [`INDEX_BYTES`] bytes
-//!   of log, whichever comes first, always after the log bytes it covers were
-//!   synced.
+//!   of log, whichever comes first, but never before as many bytes of log as
+//!   the previous index's size (so its cost stays proportional to the log);
+//!   always after the log bytes it covers were synced.
 //!
 //! Records are queued as the stream changes and emitted, one `Write` and one
 //! `Sync` per stream, when the engine flushes at the end of an input: every
@@ -66,6 +67,10 @@ pub struct Persist {
     index_flushes: u64,
     /// The log position after the last flush's Write, when an index is due.
     index_due: Option<(u64, u64)>,
+    /// Size of the last index written. The next waits for at least as many
+    /// bytes of log, so rewriting the whole index costs no more than the log
+    /// itself, however large the stream grows.
+    last_index_len: u64,
 }
 
 pub fn stream_dir(name: &str) -> String {
@@ -88,6 +93,7 @@ impl Persist {
             since_index: (0, 0),
             index_flushes: DEFAULT_INDEX_FLUSHES,
             index_due: None,
+            last_index_len: 0,
         };
         log::encode_next(&mut p.pending, next_seq);
         p
@@ -108,7 +114,13 @@ impl Persist {
             since_index: (0, 0),
             index_flushes: DEFAULT_INDEX_FLUSHES,
             index_due: None,
+            last_index_len: 0,
         }
+    }
+
+    /// An index of `len` bytes was encoded for the position last taken.
+    pub fn index_encoded(&mut self, len: u64) {
+        self.last_index_len = len;
     }
 
     /// Write an index every `n` flushes (at least 1).
@@ -263,7 +275,9 @@ impl Persist {
         let full = self.seg_len >= SEGMENT_BYTES;
         self.since_index.0 += 1;
         self.since_index.1 += len;
-        if full || self.since_index.0 >= self.index_flushes || self.since_index.1 >= INDEX_BYTES {
+        let trigger =
+            full || self.since_index.0 >= self.index_flushes || self.since_index.1 >= INDEX_BYTES;
+        if trigger && self.since_index.1 >= self.last_index_len {
             self.index_due = Some((self.seg, self.seg_len));
         }
         // Relaxed mode (sync_interval) skips the fsync, except when closing a
@@ -338,6 +352,46 @@ mod tests {
             data: Bytes::from(vec![b'x'; 1024 * 1024]),
             ts: seq as i64,
         }
+    }
+
+    /// An index is due every `index_flushes` flushes, but never before the log
+    /// has grown by the size of the previous index.
+    #[test]
+    fn index_cadence_is_amortised_over_the_log() {
+        let mut ids = OpIds::default();
+        let mut ops = Vec::new();
+        let mut p = Persist::new("S", 1);
+        p.set_index_flushes(1);
+        let small = |seq| StoredMsg {
+            data: Bytes::from_static(b"0123456789"),
+            ..msg(seq)
+        };
+        p.log_msg(&small(1));
+        p.flush(2, 1, true, &mut ids, &mut ops);
+        assert!(p.take_index_due().is_some(), "first flush: index due");
+        p.index_encoded(1000);
+        let mut flushes = 0;
+        let mut seq = 2;
+        while p.take_index_due().is_none() {
+            p.log_msg(&small(seq));
+            p.flush(seq + 1, 1, true, &mut ids, &mut ops);
+            seq += 1;
+            flushes += 1;
+            assert!(flushes < 1000);
+        }
+        // Each record is a few dozen bytes: several flushes passed, and they
+        // added up to at least the 1000 bytes of the last index.
+        assert!(flushes > 5, "{flushes}");
+        let written: u64 = ops
+            .iter()
+            .rev()
+            .take_while(|(_, op)| !matches!(op, StorageOp::Write { offset: 0, .. }))
+            .filter_map(|(_, op)| match op {
+                StorageOp::Write { data, .. } => Some(data.len() as u64),
+                _ => None,
+            })
+            .sum();
+        assert!(written >= 1000, "{written}");
     }
 
     #[test]

@@ -299,6 +299,7 @@ impl Stream {
         let (write, done) = p.flush(next, first, sync, ids, ops)?;
         if let Some((seg, offset)) = p.take_index_due() {
             if let Some(data) = index::encode(&self.store, p.segments(), seg, offset) {
+                p.index_encoded(data.len() as u64);
                 // The index waits for a Sync covering its position: this
                 // flush's, or (relaxed mode) one of its own.
                 let sync = if write != done {
