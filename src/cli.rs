@@ -74,6 +74,9 @@ pub struct Cli {
     /// JetStream storage directory
     #[arg(long = "store_dir", visible_alias = "sd", value_name = "DIR")]
     pub store_dir: Option<PathBuf>,
+    /// Runtime that drives the engine: tokio (default) or mio
+    #[arg(long = "runtime", value_name = "tokio|mio")]
+    pub runtime: Option<String>,
     /// Print the version and exit
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -135,6 +138,9 @@ impl Cli {
         }
         if let Some(p) = self.port {
             o.port = p;
+        }
+        if let Some(r) = &self.runtime {
+            o.runtime = r.parse()?;
         }
         if let Some(n) = &self.name {
             o.engine.server_name = Some(n.clone());

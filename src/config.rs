@@ -31,8 +31,34 @@ pub struct Options {
     pub pid_file: Option<PathBuf>,
     pub jetstream: bool,
     pub store_dir: Option<PathBuf>,
+    /// Which runtime drives the engine (`runtime: mio` in a config file,
+    /// `--runtime mio` on the command line); tokio by default.
+    pub runtime: Runtime,
     /// Options accepted but not acted on, and other advice, as `file:line:col: text`.
     pub warnings: Vec<String>,
+}
+
+/// The runtimes the binary can drive the engine with (issue 7: both have
+/// every feature; they differ only in how they make syscalls).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Runtime {
+    /// tokio's current-thread scheduler, with reader and writer tasks.
+    #[default]
+    Tokio,
+    /// One thread and one mio `Poll`.
+    Mio,
+}
+
+impl std::str::FromStr for Runtime {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Runtime, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "tokio" => Ok(Runtime::Tokio),
+            "mio" => Ok(Runtime::Mio),
+            _ => Err(format!("unknown runtime {s:?} (tokio or mio)")),
+        }
+    }
 }
 
 impl Default for Options {
@@ -47,6 +73,7 @@ impl Default for Options {
             pid_file: None,
             jetstream: false,
             store_dir: None,
+            runtime: Runtime::Tokio,
             warnings: Vec::new(),
         }
     }
@@ -435,6 +462,12 @@ pub fn apply(opts: &mut Options, tree: &Map) -> Result<(), ConfigError> {
             }
             "logfile" | "log_file" => opts.logfile = Some(PathBuf::from(want_str(e)?)),
             "pidfile" | "pid_file" => opts.pid_file = Some(PathBuf::from(want_str(e)?)),
+            // natrium's own key: which runtime drives the engine.
+            "runtime" => {
+                opts.runtime = want_str(e)?
+                    .parse()
+                    .map_err(|m: String| ConfigError::at(&e.node.pos, &m))?
+            }
             "max_control_line" => {
                 let n = want_limit(e)?;
                 if n > 0 {

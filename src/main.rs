@@ -1,12 +1,14 @@
-//! The `natrium` binary: flags and config file in, a NATS server on tokio out.
+//! The `natrium` binary: flags and config file in, a NATS server on tokio (or
+//! mio, `--runtime mio`) out.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use natrium::cli::{normalize_args, Cli};
-use natrium::config::Options;
+use natrium::config::{Options, Runtime};
 use natrium_engine::{Server, SERVER_VERSION};
 
 fn main() -> ExitCode {
@@ -48,22 +50,12 @@ fn main() -> ExitCode {
         eprintln!("natrium: cannot open log file: {e}");
         return ExitCode::from(1);
     }
-    // One thread: the engine is single-threaded anyway, so worker threads would
-    // only move socket syscalls around, and their work-stealing spins burn the
-    // cores that clients on the same machine need (request/reply on 2 cores:
-    // 84 µs p50 with the multi-threaded scheduler, 52 µs with this one; see
-    // benches/README.md). File I/O runs on the disk executor's own thread.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("Error starting runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match rt.block_on(run(opts)) {
+    let runtime = opts.runtime;
+    let result = setup(opts).and_then(|(server, listener, store_dir)| match runtime {
+        Runtime::Tokio => run_tokio(server, listener, store_dir),
+        Runtime::Mio => run_mio(server, listener, store_dir),
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -72,7 +64,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(mut opts: Options) -> Result<(), String> {
+/// Log the banner, prepare the store directory, bind the listener, build the engine.
+fn setup(mut opts: Options) -> Result<(Server, TcpListener, Option<PathBuf>), String> {
     tracing::info!("Starting natrium");
     tracing::info!(
         "  Version:  {} (nats-server {SERVER_VERSION} compatible)",
@@ -103,14 +96,14 @@ async fn run(mut opts: Options) -> Result<(), String> {
     let port = if opts.port < 0 { 0 } else { opts.port as u16 };
     let host = opts.host.clone();
     let bind_host = host.trim_start_matches('[').trim_end_matches(']');
-    let addr = tokio::net::lookup_host((bind_host, port))
-        .await
+    let addr = (bind_host, port)
+        .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| format!("Error listening on port: {host}:{port}, cannot resolve host"))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
+    let listener = TcpListener::bind(addr)
         .map_err(|e| format!("Error listening on port: {host}:{port}, \"{e}\""))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let bound: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
     opts.engine.host = host.clone();
     opts.engine.port = bound.port();
@@ -134,8 +127,52 @@ async fn run(mut opts: Options) -> Result<(), String> {
         ^ (u64::from(std::process::id()) << 32);
     let server = Server::new(opts.engine, seed);
     tracing::info!("Server is ready");
-    natrium_runtime_tokio::serve(server, listener, store_dir, shutdown_signal())
-        .await
+    Ok((server, listener, store_dir))
+}
+
+fn run_tokio(
+    server: Server,
+    listener: TcpListener,
+    store_dir: Option<PathBuf>,
+) -> Result<(), String> {
+    // One thread: the engine is single-threaded anyway, so worker threads would
+    // only move socket syscalls around, and their work-stealing spins burn the
+    // cores that clients on the same machine need (request/reply on 2 cores:
+    // 84 µs p50 with the multi-threaded scheduler, 52 µs with this one; see
+    // benches/README.md). File I/O runs on the disk executor's own thread.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("Error starting runtime: {e}"))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        natrium_runtime_tokio::serve(server, listener, store_dir, shutdown_signal()).await
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn run_mio(
+    server: Server,
+    listener: TcpListener,
+    store_dir: Option<PathBuf>,
+) -> Result<(), String> {
+    let rt =
+        natrium_runtime_mio::Runtime::new().map_err(|e| format!("Error starting runtime: {e}"))?;
+    let stopper = rt.stopper();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| format!("Error installing signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("natrium-signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                stopper.stop();
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    rt.serve(server, listener, store_dir)
         .map_err(|e| e.to_string())
 }
 

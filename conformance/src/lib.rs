@@ -12,6 +12,10 @@
 //!   `$CARGO_TARGET_DIR/release/natrium`, else `<workspace>/target/release/natrium`.
 //! - reference side: `NATS_SERVER_BIN`, else `/usr/sbin/nats-server`, else
 //!   `nats-server` on `PATH`.
+//!
+//! Runtime: `NATRIUM_TEST_RUNTIME=mio` (or `tokio`) starts natrium with
+//! `--runtime <it>`; the README's test command runs the natrium side of the
+//! suite once per runtime.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -180,6 +184,14 @@ pub struct Server {
     store_dir: Option<PathBuf>,
 }
 
+/// `NATRIUM_TEST_RUNTIME`, unless the natrium side is another binary.
+fn natrium_runtime() -> Option<String> {
+    let custom = std::env::var_os("NATRIUM_TEST_SERVER").is_some_and(|v| !v.is_empty());
+    std::env::var("NATRIUM_TEST_RUNTIME")
+        .ok()
+        .filter(|r| !r.is_empty() && !custom)
+}
+
 impl Server {
     /// Start `target` with `spec` and wait until its port accepts TCP.
     pub async fn start(target: Target, spec: Spec) -> Server {
@@ -219,6 +231,10 @@ impl Server {
             } else {
                 None
             };
+            if let Some(rt) = natrium_runtime().filter(|_| target == Target::Natrium) {
+                args.push("--runtime".into());
+                args.push(rt);
+            }
             args.extend(spec.args.iter().cloned());
             let log = dir.join("stderr.log");
             let cmdline = format!("{} {}", bin.display(), args.join(" "));
@@ -333,6 +349,12 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// The runtime natrium runs on, as given by `NATRIUM_TEST_RUNTIME`
+    /// (None: the binary's default).
+    pub fn runtime(&self) -> Option<String> {
+        natrium_runtime().filter(|_| self.target == Target::Natrium)
     }
 
     /// Is this server natrium? Not when `NATRIUM_TEST_SERVER` points the

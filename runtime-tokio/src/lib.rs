@@ -12,7 +12,8 @@
 //! write_deadline) bounds what a writer can hold, and its `PauseRead`/`ResumeRead`
 //! outputs hold back a publisher whose subscribers lag.
 
-pub mod disk;
+/// The disk executor (shared with runtime-mio).
+pub use natrium_runtime_disk as disk;
 
 use std::future::Future;
 use std::io;
