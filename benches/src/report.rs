@@ -207,6 +207,46 @@ impl Results {
         rows
     }
 
+    /// natrium's two runtimes side by side: medians on runtime-tokio (the
+    /// default) and runtime-mio, and mio / tokio.
+    fn runtime_table(&self, selected: &[Workload]) -> String {
+        let rows = self.rows(selected);
+        let mut s = String::new();
+        for r in rows.iter().filter(|r| r.variant == Kind::NatriumMio) {
+            let tokio = rows
+                .iter()
+                .find(|t| {
+                    t.variant == Kind::Natrium && t.workload == r.workload && t.figure == r.figure
+                })
+                .and_then(|t| t.natrium);
+            let ratio = match (r.natrium, tokio) {
+                (Some(m), Some(t)) if t != 0.0 => format!("{:.2}", m / t),
+                _ => "–".into(),
+            };
+            let opt = |x: Option<f64>| x.map(fmt_num).unwrap_or_else(|| "error".into());
+            let dir = match r.better {
+                Better::Higher => "↑",
+                Better::Lower => "↓",
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} {} | {} | {} | {} |",
+                r.workload,
+                r.figure,
+                dir,
+                opt(tokio),
+                opt(r.natrium),
+                ratio
+            );
+        }
+        if s.is_empty() {
+            return s;
+        }
+        format!(
+            "\nnatrium's runtimes (same runs as above): tokio is the default, mio is `--runtime mio`.\n\n| workload | figure | runtime-tokio | runtime-mio | mio / tokio |\n|---|---|--:|--:|--:|\n{s}"
+        )
+    }
+
     /// The Markdown table of medians and ratios, then notes and errors.
     pub fn table(&self, selected: &[Workload]) -> String {
         let mut s = String::new();
@@ -216,6 +256,8 @@ impl Results {
         for r in self.rows(selected) {
             let wl = if r.variant == Kind::NatriumRelaxed {
                 format!("{} [natrium sync_interval 2m]", r.workload)
+            } else if r.variant == Kind::NatriumMio {
+                format!("{} [natrium runtime mio]", r.workload)
             } else if r.workload.starts_with("JS") && r.workload.ends_with("file") {
                 format!("{} [natrium default: fsync before ack]", r.workload)
             } else {
@@ -246,6 +288,7 @@ impl Results {
                 ratio
             );
         }
+        s.push_str(&self.runtime_table(selected));
         let mut notes = String::new();
         for ((w, k), c) in &self.cells {
             for n in &c.notes {
@@ -366,6 +409,8 @@ fn chart(results: &Results, selected: &[Workload], path: &Path) -> io::Result<()
     for r in results.rows(selected) {
         let label = if r.variant == Kind::NatriumRelaxed {
             format!("{} (sync 2m)", r.workload)
+        } else if r.variant == Kind::NatriumMio {
+            format!("{} (mio)", r.workload)
         } else {
             r.workload.clone()
         };

@@ -17,6 +17,8 @@ pub enum Kind {
     /// natrium with `jetstream { sync_interval: "2m" }` (acks before fsync, as
     /// nats-server does by default). Used only for JetStream file workloads.
     NatriumRelaxed,
+    /// natrium on its second runtime (`--runtime mio`). Core workloads only.
+    NatriumMio,
 }
 
 impl Kind {
@@ -25,6 +27,7 @@ impl Kind {
             Kind::Natrium => "natrium",
             Kind::NatsServer => "nats-server",
             Kind::NatriumRelaxed => "natrium (sync_interval 2m)",
+            Kind::NatriumMio => "natrium (runtime mio)",
         }
     }
 }
@@ -58,6 +61,9 @@ pub fn start(bins: &Binaries, kind: Kind, jetstream: bool) -> io::Result<Running
     };
     let mut cmd = Command::new(bin);
     cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+    if kind == Kind::NatriumMio {
+        cmd.args(["--runtime", "mio"]);
+    }
     if jetstream || kind == Kind::NatriumRelaxed {
         let d = std::env::temp_dir().join(format!(
             "natrium-bench-{}-{}",

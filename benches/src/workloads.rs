@@ -88,13 +88,17 @@ impl Workload {
     }
 
     /// The servers this workload compares. JetStream file storage also runs
-    /// natrium with a relaxed sync interval (nats-server acks before fsync).
+    /// natrium with a relaxed sync interval (nats-server acks before fsync);
+    /// core workloads also run natrium on runtime-mio.
     pub fn kinds(self) -> &'static [Kind] {
         match self {
             Workload::JsPubSync(Storage::File) | Workload::JsPubAsync(Storage::File) => {
                 &[Kind::Natrium, Kind::NatsServer, Kind::NatriumRelaxed]
             }
-            _ => &[Kind::Natrium, Kind::NatsServer],
+            Workload::JsPubSync(_) | Workload::JsPubAsync(_) | Workload::Subs100k => {
+                &[Kind::Natrium, Kind::NatsServer]
+            }
+            _ => &[Kind::Natrium, Kind::NatsServer, Kind::NatriumMio],
         }
     }
 
