@@ -186,6 +186,33 @@ mod tests {
         Cli::try_parse_from(args).expect("parses")
     }
 
+    #[test]
+    fn runtime_flag_overrides_the_config() {
+        use crate::config::Runtime;
+        assert_eq!(
+            parse(&["natrium"]).options().unwrap().runtime,
+            Runtime::Tokio
+        );
+        assert_eq!(
+            parse(&["natrium", "--runtime", "mio"])
+                .options()
+                .unwrap()
+                .runtime,
+            Runtime::Mio
+        );
+        assert_eq!(
+            parse(&["natrium", "-runtime=mio"])
+                .options()
+                .unwrap()
+                .runtime,
+            Runtime::Mio
+        );
+        let e = parse(&["natrium", "--runtime", "threads"])
+            .options()
+            .unwrap_err();
+        assert!(e.contains("unknown runtime"), "{e}");
+    }
+
     // X1–X5, X8–X10: the flags nats-server users type.
     #[test]
     fn go_style_flags() {

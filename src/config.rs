@@ -906,6 +906,18 @@ mod tests {
     }
 
     #[test]
+    fn runtime_key() {
+        assert_eq!(load("").runtime, Runtime::Tokio);
+        assert_eq!(load("runtime: mio").runtime, Runtime::Mio);
+        assert_eq!(load("runtime: \"Tokio\"").runtime, Runtime::Tokio);
+        let e = err("port: 4222\nruntime: uring\n");
+        assert!(
+            e.starts_with("t.conf:2:") && e.contains("unknown runtime"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn defaults() {
         let o = load("");
         assert_eq!(o.host, "0.0.0.0");
