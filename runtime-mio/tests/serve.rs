@@ -9,7 +9,11 @@ use std::time::Duration;
 use natrium_engine::{Config, Server};
 use natrium_runtime_mio::Runtime;
 
-fn start() -> (std::net::SocketAddr, natrium_runtime_mio::Stopper, thread::JoinHandle<()>) {
+fn start() -> (
+    std::net::SocketAddr,
+    natrium_runtime_mio::Stopper,
+    thread::JoinHandle<()>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let rt = Runtime::new().unwrap();

@@ -40,6 +40,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const EVENT_QUEUE: usize = 128;
 /// Events the engine task handles before it writes out what they produced.
 const EVENT_BATCH: usize = 256;
+/// Read buffers kept for reuse (see [`BufferPool`]).
+const POOLED_BUFFERS: usize = 32;
 /// A read this small suggests a quiet connection: its buffer is given back.
 const SMALL_READ: usize = 4096;
 /// Input bytes handled before the engine task hands output to the writers.
@@ -123,6 +125,38 @@ struct Inbox {
     /// pending-bytes accounting sees drains promptly; each writer has at most a
     /// few reports outstanding, so this is bounded by the number of connections.
     progress: mpsc::UnboundedSender<Event>,
+    /// Read buffers the engine is done with, for readers to reuse.
+    buffers: Arc<BufferPool>,
+}
+
+/// Read buffers handed back after the engine has parsed them: a busy reader
+/// reuses warm memory instead of allocating 64 KiB per read. Holds at most
+/// [`POOLED_BUFFERS`]; more are freed.
+#[derive(Default)]
+struct BufferPool(std::sync::Mutex<Vec<BytesMut>>);
+
+impl BufferPool {
+    fn take(&self) -> BytesMut {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_else(|| BytesMut::with_capacity(READ_CHUNK))
+    }
+
+    fn give(&self, chunk: Bytes) {
+        // Only a buffer nothing else refers to, whole, comes back.
+        if let Ok(mut b) = chunk.try_into_mut() {
+            b.clear();
+            if b.capacity() >= READ_CHUNK {
+                if let Ok(mut p) = self.0.lock() {
+                    if p.len() < POOLED_BUFFERS {
+                        p.push(b);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Serve clients accepted on `listener` until `shutdown` completes; then close every
@@ -156,6 +190,7 @@ pub async fn serve(
     let inbox = Inbox {
         events: events_tx,
         progress: progress_tx,
+        buffers: Arc::default(),
     };
     let io = Io {
         disk,
@@ -281,6 +316,7 @@ fn handle_event(
                 stream.clone(),
                 gate.clone(),
                 inbox.events.clone(),
+                inbox.buffers.clone(),
             ))
             .abort_handle();
             conns.insert(
@@ -294,7 +330,10 @@ fn handle_event(
                 },
             );
         }
-        Event::Read(id, data) => server.handle_read(now, id, &data),
+        Event::Read(id, data) => {
+            server.handle_read(now, id, &data);
+            inbox.buffers.give(data);
+        }
         Event::Storage(id, result) => server.handle_storage(now, id, result),
         Event::Written(id, n) => {
             if let Some(h) = conns.get_mut(&id) {
@@ -438,6 +477,7 @@ async fn read_loop(
     rd: Arc<TcpStream>,
     gate: Arc<ReadGate>,
     events: mpsc::Sender<Event>,
+    pool: Arc<BufferPool>,
 ) {
     // No buffer is held while a connection is idle: it is allocated when the
     // socket becomes readable and given up after a small read, so ten thousand
@@ -449,15 +489,18 @@ async fn read_loop(
             break;
         }
         if buf.capacity() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
+            buf = pool.take();
         }
         match rd.try_read_buf(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                let chunk = buf.split().freeze();
-                if n < SMALL_READ {
-                    buf = BytesMut::new();
-                }
+                // Whole buffers go to the engine (and come back to the pool);
+                // a large one's tail stays here for the next read.
+                let chunk = if n < SMALL_READ || buf.capacity() - n < READ_CHUNK / 4 {
+                    std::mem::take(&mut buf).freeze()
+                } else {
+                    buf.split().freeze()
+                };
                 if events.send(Event::Read(id, chunk)).await.is_err() {
                     return;
                 }
