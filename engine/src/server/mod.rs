@@ -383,25 +383,16 @@ impl Server {
             c.partial.extend_from_slice(data);
             return;
         }
-        if c.partial.is_empty() {
-            let used = self.parse_ops(now, key, data);
-            if let Some(c) = self.core.conns.get_mut(key) {
-                if !c.closing && used < data.len() {
-                    c.partial.extend_from_slice(&data[used..]);
-                }
-            }
-        } else {
-            self.complete_partial(now, key, data);
-        }
+        self.parse_input(now, key, data);
         self.run_resumed();
         self.end_of_input();
     }
 
-    /// Input for a connection with an operation split across reads: move only
-    /// what completes that operation into its buffer, then parse the rest of
-    /// `data` where it lies (so each byte is copied at most once, whatever the
-    /// payload size).
-    fn complete_partial(&mut self, now: Instant, key: usize, data: &[u8]) {
+    /// Parse a connection's input where it lies. When an operation is split
+    /// across reads, only what completes it is moved into the connection's
+    /// buffer first (so each byte is copied at most once, whatever the payload
+    /// size); what is left incomplete at the end is kept for the next read.
+    fn parse_input(&mut self, now: Instant, key: usize, data: &[u8]) {
         let mut rest = data;
         while !rest.is_empty() {
             let Some(c) = self.core.conns.get_mut(key) else {
