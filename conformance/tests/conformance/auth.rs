@@ -14,7 +14,7 @@ natrium_conformance::scenarios! {
 
 async fn assert_works(c: &async_nats::Client) {
     let mut sub = c.subscribe("auth.check").await.unwrap();
-    sync(&c).await;
+    sync(c).await;
     c.publish("auth.check", "ok".into()).await.unwrap();
     assert_eq!(next_msg(&mut sub).await.payload, "ok");
 }
