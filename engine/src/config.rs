@@ -49,6 +49,28 @@ pub struct Config {
     /// Flushes between writes of a file-backed stream's index checkpoint
     /// (besides when a log segment closes and every 8 MiB of log).
     pub jetstream_index_flushes: u64,
+    /// A deliberate bug, for showing that the simulator catches it. Honoured
+    /// only in debug builds; release builds ignore it.
+    #[doc(hidden)]
+    pub injected_bug: Option<InjectedBug>,
+}
+
+/// Bugs the engine can be told to have (debug builds only), so a test can show
+/// that the simulator's invariants catch them.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectedBug {
+    /// A PubAck goes out as soon as the message is stored, before its fsync.
+    AckBeforeSync,
+    /// UNSUB is acknowledged but the subscription keeps receiving.
+    DeliverAfterUnsub,
+}
+
+impl Config {
+    /// Whether `bug` is switched on (never in a release build).
+    pub(crate) fn has_bug(&self, bug: InjectedBug) -> bool {
+        cfg!(debug_assertions) && self.injected_bug == Some(bug)
+    }
 }
 
 impl Default for Config {
@@ -73,6 +95,7 @@ impl Default for Config {
             jetstream_sync_interval: None,
             jetstream_cache_bytes: crate::jetstream::store::DEFAULT_CACHE_BYTES,
             jetstream_index_flushes: crate::jetstream::persist::DEFAULT_INDEX_FLUSHES,
+            injected_bug: None,
         }
     }
 }

@@ -14,6 +14,9 @@
 
 /// The disk executor (shared with runtime-mio).
 pub use natrium_runtime_disk as disk;
+pub mod net;
+
+pub use net::{Listener, Storage, Stream};
 
 use std::future::Future;
 use std::io;
@@ -27,7 +30,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use natrium_engine::storage::{StorageId, StorageResult};
 use natrium_engine::{CloseReason, ConnId, Instant, Output, Server};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
@@ -51,8 +54,8 @@ const PROGRESS_REPORT: usize = 256 * 1024;
 /// How long a shutting-down server waits for clients' final bytes.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
-enum Event {
-    Accepted(TcpStream, SocketAddr),
+enum Event<S> {
+    Accepted(S, SocketAddr),
     Storage(StorageId, StorageResult),
     Read(ConnId, Bytes),
     Written(ConnId, usize),
@@ -91,8 +94,8 @@ impl ReadGate {
     }
 }
 
-struct ConnHandle {
-    stream: Arc<TcpStream>,
+struct ConnHandle<S> {
+    stream: Arc<S>,
     gate: Arc<ReadGate>,
     reader: AbortHandle,
     /// Spawned the first time a write would block.
@@ -107,7 +110,7 @@ struct Writer {
     task: AbortHandle,
 }
 
-impl ConnHandle {
+impl<S> ConnHandle<S> {
     fn abort(self) {
         self.reader.abort();
         if let Some(w) = self.writer {
@@ -117,17 +120,38 @@ impl ConnHandle {
 }
 
 /// Channels into the engine task.
-#[derive(Clone)]
-struct Inbox {
+struct Inbox<S> {
     /// Accepts, reads and closes: bounded, so readers wait when the engine lags.
-    events: mpsc::Sender<Event>,
+    events: mpsc::Sender<Event<S>>,
     /// Write progress and write failures. Kept apart from reads so the engine's
     /// pending-bytes accounting sees drains promptly; each writer has at most a
     /// few reports outstanding, so this is bounded by the number of connections.
-    progress: mpsc::UnboundedSender<Event>,
+    progress: mpsc::UnboundedSender<Event<S>>,
     /// Read buffers the engine is done with, for readers to reuse.
     buffers: Arc<BufferPool>,
 }
+
+impl<S> Clone for Inbox<S> {
+    fn clone(&self) -> Self {
+        Inbox {
+            events: self.events.clone(),
+            progress: self.progress.clone(),
+            buffers: self.buffers.clone(),
+        }
+    }
+}
+
+/// Where a [`Storage`] backend reports each operation's result.
+pub struct Completions(Box<dyn Fn(StorageId, StorageResult) + Send + Sync>);
+
+impl Completions {
+    /// Operation `id` ended with `result`.
+    pub fn complete(&self, id: StorageId, result: StorageResult) {
+        (self.0)(id, result)
+    }
+}
+
+type Conns<S> = hashbrown::HashMap<ConnId, ConnHandle<S>, foldhash::fast::FixedState>;
 
 /// Read buffers handed back after the engine has parsed them: a busy reader
 /// reuses warm memory instead of allocating 64 KiB per read. Holds at most
@@ -163,29 +187,48 @@ impl BufferPool {
 /// client (flushing what it was sent) and return. `store_dir` is where the disk
 /// executor performs the engine's storage operations (JetStream's file store).
 pub async fn serve(
-    mut server: Server,
+    server: Server,
     listener: TcpListener,
     store_dir: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let origin = tokio::time::Instant::now();
-    let now = move || Instant(origin.elapsed().as_nanos() as u64);
     let unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
-    server.set_wall_clock(now(), unix);
+    let disk = |done: Completions| match store_dir {
+        Some(dir) => DiskExecutor::start(dir, move |id, r| done.complete(id, r)).map(Some),
+        None => Ok(None),
+    };
+    drive(server, listener, unix, disk, |_| {}, shutdown).await
+}
+
+/// The driver itself, on any [`Listener`] and [`Storage`]: `serve` runs it on
+/// tokio's sockets and the disk executor, the simulator on turmoil's sockets and
+/// a simulated disk. `unix_nanos` is the wall clock at start (later wall-clock
+/// readings follow tokio's clock, so a simulation controls them); `storage`
+/// builds the backend, given where its completions go (`None`: no store, every
+/// storage operation fails); `observe` sees the server after every turn (the
+/// simulator checks its bounds there).
+pub async fn drive<L: Listener, D: Storage>(
+    mut server: Server,
+    listener: L,
+    unix_nanos: i64,
+    storage: impl FnOnce(Completions) -> io::Result<Option<D>>,
+    mut observe: impl FnMut(&Server),
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let origin = tokio::time::Instant::now();
+    let now = move || Instant(origin.elapsed().as_nanos() as u64);
+    server.set_wall_clock(now(), unix_nanos);
     let write_deadline = server.config().write_deadline;
-    let (events_tx, mut events) = mpsc::channel::<Event>(EVENT_QUEUE);
-    let (progress_tx, mut progress) = mpsc::unbounded_channel::<Event>();
-    let disk = match store_dir {
-        Some(dir) => {
-            let done = progress_tx.clone();
-            Some(DiskExecutor::start(dir, move |id, r| {
-                let _ = done.send(Event::Storage(id, r));
-            })?)
-        }
-        None => None,
+    let (events_tx, mut events) = mpsc::channel::<Event<L::Stream>>(EVENT_QUEUE);
+    let (progress_tx, mut progress) = mpsc::unbounded_channel::<Event<L::Stream>>();
+    let disk = {
+        let done = progress_tx.clone();
+        storage(Completions(Box::new(move |id, r| {
+            let _ = done.send(Event::Storage(id, r));
+        })))?
     };
     let inbox = Inbox {
         events: events_tx,
@@ -217,7 +260,7 @@ pub async fn serve(
         })
     };
 
-    let mut conns: hashbrown::HashMap<ConnId, ConnHandle> = hashbrown::HashMap::new();
+    let mut conns: Conns<L::Stream> = Conns::default();
     // Recovery's storage operations, queued by the engine at start.
     drain(&mut server, &mut conns, &io, now(), write_deadline);
     tokio::pin!(shutdown);
@@ -270,6 +313,7 @@ pub async fn serve(
             }
         }
         drain(&mut server, &mut conns, &io, now(), write_deadline);
+        observe(&server);
     }
 
     acceptor.abort();
@@ -290,23 +334,23 @@ pub async fn serve(
     Ok(())
 }
 
-fn read_len(ev: &Event) -> usize {
+fn read_len<S>(ev: &Event<S>) -> usize {
     match ev {
         Event::Read(_, data) => data.len(),
         _ => 0,
     }
 }
 
-fn handle_event(
+fn handle_event<S: Stream>(
     server: &mut Server,
-    conns: &mut hashbrown::HashMap<ConnId, ConnHandle>,
-    inbox: &Inbox,
+    conns: &mut Conns<S>,
+    inbox: &Inbox<S>,
     now: Instant,
-    ev: Event,
+    ev: Event<S>,
 ) {
     match ev {
         Event::Accepted(stream, peer) => {
-            let _ = stream.set_nodelay(true);
+            stream.set_nodelay();
             let id = server.handle_accept(now, peer);
             tracing::debug!("{peer} - {id} - Client connection created");
             let stream = Arc::new(stream);
@@ -355,16 +399,16 @@ fn handle_event(
 }
 
 /// What carries out the engine's non-socket outputs.
-struct Io {
-    disk: Option<DiskExecutor>,
-    inbox: Inbox,
+struct Io<S, D> {
+    disk: Option<D>,
+    inbox: Inbox<S>,
 }
 
 /// Carry out everything the engine has asked for.
-fn drain(
+fn drain<S: Stream, D: Storage>(
     server: &mut Server,
-    conns: &mut hashbrown::HashMap<ConnId, ConnHandle>,
-    io: &Io,
+    conns: &mut Conns<S>,
+    io: &Io<S, D>,
     now: Instant,
     flush_limit: Duration,
 ) {
@@ -382,7 +426,7 @@ fn drain(
                     continue;
                 };
                 let sent = if h.backlog == 0 {
-                    write_now(&h.stream, &data)
+                    write_now(&*h.stream, &data)
                 } else {
                     Ok(0)
                 };
@@ -432,7 +476,7 @@ fn drain(
                         }
                         Some(w) => w.task.abort(),
                         // Everything was written: say so to the peer now.
-                        None if reason.flush_first() => shutdown_write(&h.stream),
+                        None if reason.flush_first() => h.stream.shutdown_write(),
                         None => {}
                     }
                 }
@@ -443,7 +487,7 @@ fn drain(
 
 /// Write what the socket takes now, without waiting: the bytes written, or the
 /// error that ends the connection.
-fn write_now(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
+fn write_now<S: Stream>(stream: &S, data: &[u8]) -> io::Result<usize> {
     let mut off = 0;
     while off < data.len() {
         match stream.try_write(&data[off..]) {
@@ -457,26 +501,21 @@ fn write_now(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
     Ok(off)
 }
 
-/// Half-close: the peer reads what was sent, then end of stream.
-fn shutdown_write(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
-}
-
-fn spawn_writer(
+fn spawn_writer<S: Stream>(
     id: ConnId,
-    stream: &Arc<TcpStream>,
-    progress: &mpsc::UnboundedSender<Event>,
+    stream: &Arc<S>,
+    progress: &mpsc::UnboundedSender<Event<S>>,
 ) -> Writer {
     let (tx, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(write_loop(id, stream.clone(), rx, progress.clone())).abort_handle();
     Writer { tx, task }
 }
 
-async fn read_loop(
+async fn read_loop<S: Stream>(
     id: ConnId,
-    rd: Arc<TcpStream>,
+    rd: Arc<S>,
     gate: Arc<ReadGate>,
-    events: mpsc::Sender<Event>,
+    events: mpsc::Sender<Event<S>>,
     pool: Arc<BufferPool>,
 ) {
     // No buffer is held while a connection is idle: it is allocated when the
@@ -518,11 +557,11 @@ async fn read_loop(
 }
 
 /// Writes what the engine task could not, in order, reporting progress.
-async fn write_loop(
+async fn write_loop<S: Stream>(
     id: ConnId,
-    wr: Arc<TcpStream>,
+    wr: Arc<S>,
     mut rx: mpsc::UnboundedReceiver<WriterMsg>,
-    progress: mpsc::UnboundedSender<Event>,
+    progress: mpsc::UnboundedSender<Event<S>>,
 ) {
     while let Some(msg) = rx.recv().await {
         match msg {
@@ -536,7 +575,7 @@ async fn write_loop(
                         let _ = progress.send(Event::Closed(id));
                         return;
                     }
-                    match write_now(&wr, &data[off..]) {
+                    match write_now(&*wr, &data[off..]) {
                         Ok(n) => off += n,
                         Err(_) => {
                             let _ = progress.send(Event::Closed(id));
@@ -552,7 +591,7 @@ async fn write_loop(
                 }
             }
             WriterMsg::Close => {
-                shutdown_write(&wr);
+                wr.shutdown_write();
                 return;
             }
         }

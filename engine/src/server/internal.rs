@@ -32,6 +32,7 @@ impl Server {
                 .map_or(0, |d| d.as_nanos() as i64),
             cache_bytes: self.cfg.jetstream_cache_bytes,
             index_flushes: self.cfg.jetstream_index_flushes,
+            ack_before_sync: self.cfg.has_bug(crate::config::InjectedBug::AckBeforeSync),
         };
         let mut fx = Effects::default();
         self.js = Some(JetStream::start(cfg, &mut fx));

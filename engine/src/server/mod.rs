@@ -541,6 +541,42 @@ impl Server {
         self.end_of_input();
     }
 
+    /// Checks that what clients can grow stays within its documented bound: the
+    /// number of connections, each one's queued output (max_pending, plus room
+    /// for the control replies and -ERR that are queued without a check), and
+    /// JetStream's syncs in flight. Simulators call it after every turn; the
+    /// error names the first excess.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        /// Output other than messages (PONG, INFO, -ERR) is not refused at max_pending.
+        const CONTROL_SLACK: u64 = 64 * 1024;
+        let open = self.core.conns.len();
+        if open > self.cfg.max_connections + 1 {
+            return Err(format!(
+                "{open} connections (max_connections {})",
+                self.cfg.max_connections
+            ));
+        }
+        for (key, c) in self.core.conns.iter() {
+            if c.pending() > self.cfg.max_pending + CONTROL_SLACK {
+                return Err(format!(
+                    "connection #{key} has {} bytes pending (max_pending {})",
+                    c.pending(),
+                    self.cfg.max_pending
+                ));
+            }
+        }
+        if self.closing.len() > open {
+            return Err(format!(
+                "{} closes queued for {open} connections",
+                self.closing.len()
+            ));
+        }
+        match &self.js {
+            Some(js) => js.check_bounds(),
+            None => Ok(()),
+        }
+    }
+
     /// The earliest time at which the engine wants [`Server::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.first().map(|&(at, _, _)| at)

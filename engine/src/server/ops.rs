@@ -405,7 +405,10 @@ impl Server {
     pub(super) fn process_unsub(&mut self, key: usize, sid: &[u8], max: Option<u64>) {
         let c = &self.core.conns[key];
         let verbose = c.opts.verbose;
-        if let Some(&sk) = c.sids.get(sid) {
+        let lost = self
+            .cfg
+            .has_bug(crate::config::InjectedBug::DeliverAfterUnsub);
+        if let Some(&sk) = c.sids.get(sid).filter(|_| !lost) {
             let sub = &mut self.core.subs[sk];
             match max {
                 Some(m) if m > 0 && m > sub.delivered => sub.max = m,

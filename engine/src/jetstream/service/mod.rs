@@ -84,6 +84,9 @@ pub struct JsConfig {
     /// Write each file-backed stream's index checkpoint every this many
     /// flushes (besides when a segment closes and every 8 MiB of log).
     pub index_flushes: u64,
+    /// The injected bug [`crate::config::InjectedBug::AckBeforeSync`].
+    #[doc(hidden)]
+    pub ack_before_sync: bool,
 }
 
 /// Which part of the service an internal subscription feeds.
@@ -194,6 +197,12 @@ pub struct JetStream {
     doomed: BTreeSet<StorageId>,
     /// Log Syncs emitted and not yet completed.
     outstanding: BTreeSet<StorageId>,
+    /// Set by the first failed log write or fsync: from then on, publishes to
+    /// file-backed streams are refused (10077) until the server restarts and
+    /// recovers from what the disk really holds. Going on would ack messages
+    /// behind a hole in the log (recovery stops at the hole) and ack retries of
+    /// a failed message as duplicates of something never made durable.
+    store_failed: Option<String>,
     /// Recovery operations in flight; the service is ready when none are left.
     recovering: BTreeMap<StorageId, Recovering>,
     found: BTreeMap<String, Found>,
@@ -222,6 +231,7 @@ impl JetStream {
             waiting: BTreeMap::new(),
             log_writes: BTreeMap::new(),
             doomed: BTreeSet::new(),
+            store_failed: None,
             outstanding: BTreeSet::new(),
             recovering: BTreeMap::new(),
             found: BTreeMap::new(),
@@ -274,6 +284,7 @@ impl JetStream {
         let (mem, file) = if limited { self.usage() } else { (0, 0) };
         let (max_memory, max_store) = (self.cfg.max_memory, self.cfg.max_store);
         let outstanding = self.outstanding.len();
+        let store_failed = self.store_failed.clone();
         let Some(stream) = self.stream_by_id(stream_id) else {
             return;
         };
@@ -296,6 +307,8 @@ impl JetStream {
                 StorageType::Memory => errors::memory_resources_exceeded(),
                 StorageType::File => errors::storage_resources_exceeded(),
             })
+        } else if let (Some(why), true) = (&store_failed, stream.persist.is_some()) {
+            Err(errors::stream_store_failed(why))
         } else if backlog {
             Err(errors::insufficient_resources())
         } else {
@@ -335,7 +348,7 @@ impl JetStream {
             reply: reply.clone(),
             payload: Bytes::from(payload),
         };
-        if persisted && result.is_ok() {
+        if persisted && result.is_ok() && !self.cfg.ack_before_sync {
             // Held until the flush at the end of this input makes it durable. A
             // duplicate is held too: the message it names may not be durable yet.
             self.waiting.entry(StorageId(0)).or_default().push(ack);
@@ -346,6 +359,19 @@ impl JetStream {
                 payload: ack.payload,
             });
         }
+    }
+
+    /// Checks the service's own bounds (see [`crate::Server::check_bounds`]).
+    pub fn check_bounds(&self) -> Result<(), String> {
+        // One flush may add a sync per stream past the limit before refusals start.
+        let limit = MAX_OUTSTANDING_SYNCS + self.streams.len();
+        if self.outstanding.len() > limit {
+            return Err(format!(
+                "{} log syncs in flight (bound {limit})",
+                self.outstanding.len()
+            ));
+        }
+        Ok(())
     }
 
     /// End of an input: emit every stream's queued log records (one write and
@@ -436,6 +462,15 @@ impl JetStream {
         next
     }
 
+    fn fail_store(&mut self, why: &str) {
+        if self.store_failed.is_none() {
+            tracing::error!(
+                "JetStream store failed ({why}): publishes to file streams are refused until restart"
+            );
+            self.store_failed = Some(format!("store failed until restart: {why}"));
+        }
+    }
+
     /// A storage operation completed.
     pub fn storage_done(&mut self, id: StorageId, result: StorageResult, fx: &mut Effects) {
         if let Some(read) = self.reads.remove(&id) {
@@ -459,10 +494,16 @@ impl JetStream {
             if let StorageResult::Error(e) = &result {
                 tracing::warn!("JetStream log write failed: {e}");
                 self.doomed.insert(sync);
+                self.fail_store(e);
             }
             return;
         }
-        self.outstanding.remove(&id);
+        if self.outstanding.remove(&id) {
+            if let StorageResult::Error(e) = &result {
+                tracing::warn!("JetStream log fsync failed: {e}");
+                self.fail_store(e);
+            }
+        }
         let result = if self.doomed.remove(&id) && !matches!(result, StorageResult::Error(_)) {
             StorageResult::Error("write failed".into())
         } else {
