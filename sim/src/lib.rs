@@ -32,6 +32,10 @@ pub use scenario::{Fault, Scenario};
 use scenario::{END, HARD_LIMIT, QUIET_PUBLISH};
 pub use trace::Trace;
 
+/// Simulated time per step. Every host runs once per step, so this is the
+/// grain of the simulation; 2 ms keeps a seed near 30 ms of CPU.
+pub const TICK: Duration = Duration::from_millis(2);
+
 /// The server's client port.
 pub const PORT: u16 = 4222;
 
@@ -142,7 +146,7 @@ fn simulate(
         .rng_seed(seed)
         .epoch(UNIX_EPOCH + Duration::from_secs(1_800_000_000))
         .simulation_duration(HARD_LIMIT + Duration::from_secs(5))
-        .tick_duration(Duration::from_millis(1))
+        .tick_duration(TICK)
         .min_message_latency(sc.min_latency)
         .max_message_latency(sc.max_latency)
         .build();

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use clap::Parser;
+use natrium_engine::config::InjectedBug;
 use natrium_sim::{run, Options};
 
 #[derive(Parser)]
@@ -24,6 +25,10 @@ struct Args {
     /// Stop at the first failing seed.
     #[arg(long)]
     fail_fast: bool,
+    /// Switch on a deliberate engine bug (debug builds only):
+    /// ack-before-sync or deliver-after-unsub.
+    #[arg(long)]
+    bug: Option<String>,
 }
 
 fn replay_command(seed: u64) -> String {
@@ -32,7 +37,20 @@ fn replay_command(seed: u64) -> String {
 
 fn main() {
     let args = Args::parse();
-    let opts = Options::default();
+    let bug = match args.bug.as_deref() {
+        None => None,
+        Some("ack-before-sync") => Some(InjectedBug::AckBeforeSync),
+        Some("deliver-after-unsub") => Some(InjectedBug::DeliverAfterUnsub),
+        Some(other) => {
+            eprintln!("unknown bug {other}: ack-before-sync or deliver-after-unsub");
+            std::process::exit(2);
+        }
+    };
+    if bug.is_some() && !cfg!(debug_assertions) {
+        eprintln!("--bug needs a debug build (cargo run -p natrium-sim without --release)");
+        std::process::exit(2);
+    }
+    let opts = Options { bug };
     if let Some(seed) = args.seed {
         let r = run(seed, &opts);
         for line in &r.log {

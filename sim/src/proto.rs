@@ -12,7 +12,7 @@ use turmoil::net::TcpStream;
 const MAX_FRAME: usize = 2 * 1024 * 1024;
 
 /// How long a write may wait for the network to take it.
-const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1000);
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(600);
 
 /// What the server sent.
 #[derive(Debug)]

@@ -17,13 +17,13 @@ use crate::scenario::{END, QUIET_PUBLISH, SAFETY_END};
 use crate::trace::{now, Trace};
 
 /// A client's keepalive: a PING after this much silence...
-const KEEPALIVE: Duration = Duration::from_millis(250);
+const KEEPALIVE: Duration = Duration::from_millis(150);
 /// ...and the connection is given up when its PONG takes longer than this.
-const PONG_TIMEOUT: Duration = Duration::from_millis(1000);
+const PONG_TIMEOUT: Duration = Duration::from_millis(600);
 /// Messages each publisher sends in the quiet phase, per subject kind.
 const QUIET_BATCH: u64 = 5;
 /// A JetStream publish waits this long for its PubAck.
-const ACK_TIMEOUT: Duration = Duration::from_millis(1000);
+const ACK_TIMEOUT: Duration = Duration::from_millis(600);
 /// Attempts of one JetStream message before it is given up.
 const JS_ATTEMPTS: u32 = 3;
 /// The stream every JetStream client publishes to.
@@ -187,7 +187,7 @@ pub async fn run_role<R: Role>(mut role: R) -> turmoil::Result {
         let why = session(&mut role, &mut s, &mut disconnects).await;
         role.ctx().log(format_args!("session over: {why}"));
         role.disconnected();
-        if now() >= QUIET_PUBLISH - Duration::from_millis(500) && now() < role.until() {
+        if now() >= QUIET_PUBLISH - Duration::from_millis(300) && now() < role.until() {
             role.ctx()
                 .violation(format_args!("connection lost in the quiet phase: {why}"));
         }

@@ -7,11 +7,11 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 /// Faults happen before this; then the network is healed and the server is up.
-pub const SAFETY_END: Duration = Duration::from_millis(3000);
+pub const SAFETY_END: Duration = Duration::from_millis(2000);
 /// Publishers send the quiet phase's batch, which must be delivered completely.
-pub const QUIET_PUBLISH: Duration = Duration::from_millis(5500);
+pub const QUIET_PUBLISH: Duration = Duration::from_millis(3500);
 /// Clients stop; the JetStream verifier reads the stream back.
-pub const END: Duration = Duration::from_millis(7000);
+pub const END: Duration = Duration::from_millis(4500);
 /// A run that has not finished by now is a liveness failure.
 pub const HARD_LIMIT: Duration = Duration::from_secs(30);
 
@@ -102,7 +102,7 @@ impl Scenario {
         } else {
             64 * 1024 * 1024
         };
-        let ping_interval = Duration::from_millis(rng.random_range(200..700));
+        let ping_interval = Duration::from_millis(rng.random_range(150..400));
         let disk_latency = [0, 100, 1000, 5000][rng.random_range(0..4)];
 
         let mut names = Vec::new();
@@ -150,7 +150,7 @@ impl Scenario {
             if t + 300 >= safety {
                 break;
             }
-            let start = at(&mut rng, t, (t + 1200).min(safety - 250));
+            let start = at(&mut rng, t, (t + 800).min(safety - 250));
             let down = at(&mut rng, 10, 400);
             let crash = if rng.random_bool(0.5) {
                 Fault::Kill
