@@ -34,6 +34,7 @@ impl SimListener {
 impl Listener for SimListener {
     type Stream = SimStream;
 
+    #[allow(clippy::manual_async_fn)] // the trait asks for a Send future
     fn accept(&self) -> impl Future<Output = io::Result<(SimStream, SocketAddr)>> + Send {
         async move {
             let (tcp, peer) = self.inner.accept().await?;

@@ -487,17 +487,19 @@ impl Role for Subscriber {
         }
         *last = seq;
         let t = now();
-        let mut obs = self.ctx.obs.borrow_mut();
-        if self.queue.is_some() {
-            if let Some(other) = obs.worked.insert((p, seq), self.index) {
-                drop(obs);
-                self.ctx.violation(format_args!(
-                    "queue message {p}.{seq} also delivered to member {other}"
-                ));
+        let other = {
+            let mut obs = self.ctx.obs.borrow_mut();
+            if self.queue.is_some() {
+                obs.worked.insert((p, seq), self.index)
+            } else {
+                obs.subs[self.index].received.insert((p, seq), t);
+                None
             }
-        } else {
-            obs.subs[self.index].received.insert((p, seq), t);
-            drop(obs);
+        };
+        if let Some(other) = other {
+            self.ctx.violation(format_args!(
+                "queue message {p}.{seq} also delivered to member {other}"
+            ));
         }
         if self.slow && t < SAFETY_END {
             tokio::time::sleep(Duration::from_millis(15)).await;
