@@ -107,13 +107,14 @@ fn describe(s: &Scenario) -> String {
         .filter(|(_, f)| matches!(f, Fault::Partition { .. }))
         .count();
     format!(
-        "pubs {} subs {} workers {} req/rsp {}/{} js {} | latency {:?}..{:?} | crashes {crashes} partitions {partitions} disconnects {} disk errors {} slow subs {}",
+        "pubs {} subs {} workers {} req/rsp {}/{} js {}{} | latency {:?}..{:?} | crashes {crashes} partitions {partitions} disconnects {} disk errors {} slow subs {}",
         s.publishers,
         s.subscribers.len(),
         s.queue_workers,
         s.requesters,
         s.responders,
         s.js_publishers,
+        s.sync_interval.map(|d| format!(" (sync_interval {d:?})")).unwrap_or_default(),
         s.min_latency,
         s.max_latency,
         s.disconnects.len(),
@@ -130,6 +131,7 @@ fn server_config(s: &Scenario, opts: &Options) -> Config {
         ping_max: 2,
         write_deadline: Duration::from_secs(2),
         jetstream: s.js_publishers > 0,
+        jetstream_sync_interval: s.sync_interval,
         injected_bug: opts.bug,
         ..Config::default()
     }

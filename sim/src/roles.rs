@@ -403,11 +403,18 @@ pub struct Subscriber {
     next_sid: u64,
     /// Sids whose UNSUB the server has processed (a PONG came after it).
     dead: BTreeSet<u64>,
+    /// Messages received per extra sid.
+    counts: BTreeMap<u64, u64>,
+    /// Extra sids with an auto-unsubscribe (`UNSUB sid max`): max, and the
+    /// count when the PONG after it arrived (once it has).
+    auto: BTreeMap<u64, (u64, Option<u64>)>,
 }
 
 const READY_TAG: u64 = 2;
 /// UNSUB tags are the sid plus this.
 const UNSUB_TAG: u64 = 1 << 32;
+/// Auto-unsubscribe tags are the sid plus this.
+const AUTO_TAG: u64 = 1 << 40;
 
 impl Subscriber {
     pub fn new(
@@ -430,6 +437,8 @@ impl Subscriber {
             extra: None,
             next_sid: 100,
             dead: BTreeSet::new(),
+            counts: BTreeMap::new(),
+            auto: BTreeMap::new(),
         }
     }
 
@@ -467,6 +476,19 @@ impl Role for Subscriber {
             ));
         }
         if m.sid != 1 {
+            let n = self.counts.entry(m.sid).or_insert(0);
+            *n += 1;
+            // After `UNSUB sid max` is processed, the subscription takes at most
+            // max messages in all (or none more, if it had as many already).
+            if let Some(&(max, Some(at_pong))) = self.auto.get(&m.sid) {
+                if *n > max.max(at_pong) {
+                    let n = *n;
+                    self.ctx.violation(format_args!(
+                        "sid {} got {n} messages after UNSUB {} {max} ({at_pong} when it was processed)",
+                        m.sid, m.sid
+                    ));
+                }
+            }
             return Ok(());
         }
         let Some((p, inc, seq)) = parse_core(&m.payload) else {
@@ -519,6 +541,15 @@ impl Role for Subscriber {
                     .send(format!("SUB {} {sid}\r\n", self.filter).as_bytes())
                     .await
             }
+            Some(sid) if self.rng.random_bool(0.3) => {
+                // Auto-unsubscribe; the sid is left to run out.
+                let max = self.rng.random_range(1..=5);
+                self.auto.insert(sid, (max, None));
+                s.conn
+                    .send(format!("UNSUB {sid} {max}\r\n").as_bytes())
+                    .await?;
+                s.ping(AUTO_TAG + sid).await
+            }
             Some(sid) => {
                 s.conn.send(format!("UNSUB {sid}\r\n").as_bytes()).await?;
                 s.ping(UNSUB_TAG + sid).await
@@ -533,6 +564,12 @@ impl Role for Subscriber {
                     last.ready = Some(t);
                 }
             });
+        } else if tag >= AUTO_TAG {
+            let sid = tag - AUTO_TAG;
+            let count = self.counts.get(&sid).copied().unwrap_or(0);
+            if let Some(a) = self.auto.get_mut(&sid) {
+                a.1 = Some(count);
+            }
         } else if tag >= UNSUB_TAG {
             self.dead.insert(tag - UNSUB_TAG);
         }
@@ -546,6 +583,8 @@ impl Role for Subscriber {
         });
         // Sids are per connection: a new connection starts clean.
         self.dead.clear();
+        self.counts.clear();
+        self.auto.clear();
         self.last.clear();
     }
 }

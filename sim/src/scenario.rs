@@ -61,6 +61,10 @@ pub struct Scenario {
     pub max_pending: u64,
     pub ping_interval: Duration,
     pub disk_latency: Duration,
+    /// JetStream's `sync_interval` (relaxed durability: acks after the write,
+    /// fsync on a timer). Such runs have no power losses, only kills, since
+    /// the operator traded the last interval's acks on power loss away.
+    pub sync_interval: Option<Duration>,
     /// Client disconnects (by the client), by client name.
     pub disconnects: Vec<(Duration, String)>,
     /// Network, server and disk faults, in time order.
@@ -104,6 +108,9 @@ impl Scenario {
         };
         let ping_interval = Duration::from_millis(rng.random_range(150..400));
         let disk_latency = [0, 100, 1000, 5000][rng.random_range(0..4)];
+        let sync_interval = rng
+            .random_bool(0.2)
+            .then(|| Duration::from_millis(rng.random_range(5..200)));
 
         let mut names = Vec::new();
         names.extend((0..publishers).map(|i| format!("pub{i}")));
@@ -142,17 +149,18 @@ impl Scenario {
         // Server crashes: one or two, each followed by a restart.
         let crashes = match rng.random_range(0..10) {
             0..=3 => 0,
-            4..=8 => 1,
-            _ => 2,
+            4..=7 => 1,
+            8 => 2,
+            _ => 3,
         };
         let mut t = 150u64;
         for _ in 0..crashes {
             if t + 300 >= safety {
                 break;
             }
-            let start = at(&mut rng, t, (t + 800).min(safety - 250));
+            let start = at(&mut rng, t, (t + 700).min(safety - 250));
             let down = at(&mut rng, 10, 400);
-            let crash = if rng.random_bool(0.5) {
+            let crash = if rng.random_bool(0.5) || sync_interval.is_some() {
                 Fault::Kill
             } else {
                 Fault::PowerLoss {
@@ -186,6 +194,7 @@ impl Scenario {
             max_pending,
             ping_interval,
             disk_latency: Duration::from_micros(disk_latency),
+            sync_interval,
             disconnects,
             faults,
         }
