@@ -330,6 +330,13 @@ impl JsHarness {
         kept
     }
 
+    /// The process is killed (kill -9) and started again: what was performed
+    /// stays in the page cache, what was still queued is lost.
+    pub fn kill_restart(&mut self) {
+        self.disk.kill();
+        self.reboot();
+    }
+
     /// A clean restart: everything emitted is performed first, then the server
     /// is replaced (the disk keeps its volatile state, as after a process exit).
     pub fn restart(&mut self) {

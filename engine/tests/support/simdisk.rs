@@ -237,6 +237,15 @@ impl SimDisk {
         kept
     }
 
+    /// The process dies, the machine does not: queued and undelivered
+    /// operations vanish, while everything performed stays in the page cache.
+    pub fn kill(&mut self) {
+        self.queue.clear();
+        self.done.clear();
+        self.performed_ok.clear();
+        self.delivered.clear();
+    }
+
     /// A file's current (volatile) contents.
     pub fn file(&self, path: &str) -> Option<&[u8]> {
         self.volatile.get(path).map(|v| &v[..])

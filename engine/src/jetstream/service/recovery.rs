@@ -251,6 +251,27 @@ impl JetStream {
                     }
                 }
             }
+            // What was read back may be only in the page cache (the process
+            // was killed, the machine was not): make it durable before anything
+            // relies on it, e.g. a duplicate's PubAck naming a recovered message.
+            // These syncs are outstanding like a flush's, so acks wait for them.
+            for seg in all
+                .iter()
+                .filter(|s| **s >= from_seg && f.data.contains_key(s))
+            {
+                let id = self.ids.alloc();
+                self.outstanding.insert(id);
+                fx.storage.push((
+                    id,
+                    StorageOp::Sync {
+                        file: format!(
+                            "{}/log/{}",
+                            persist::stream_dir(&name),
+                            persist::segment_name(*seg)
+                        ),
+                    },
+                ));
+            }
             let mut persist = if segments.is_empty() {
                 Persist::new(&name, store.last_seq() + 1)
             } else {
