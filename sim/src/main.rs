@@ -25,6 +25,9 @@ struct Args {
     /// Stop at the first failing seed.
     #[arg(long)]
     fail_fast: bool,
+    /// Print every seed's trace hash (compare two runs' outputs to check determinism).
+    #[arg(long)]
+    hashes: bool,
     /// Switch on a deliberate engine bug (debug builds only):
     /// ack-before-sync or deliver-after-unsub.
     #[arg(long)]
@@ -75,6 +78,13 @@ fn main() {
     let mut failed = Vec::new();
     for seed in args.from..args.from.saturating_add(args.seeds) {
         let r = run(seed, &opts);
+        if args.hashes {
+            println!(
+                "seed {seed} {} trace {:016x}",
+                if r.ok() { "ok" } else { "FAILED" },
+                r.hash
+            );
+        }
         if !r.ok() {
             println!("seed {seed} FAILED ({}):", r.summary);
             for v in &r.violations {
