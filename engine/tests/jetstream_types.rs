@@ -13,6 +13,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+#[path = "support/schema.rs"]
+mod schema;
+use schema::{assert_valid, schema};
+
 const SEC: i64 = 1_000_000_000;
 const MS: i64 = 1_000_000;
 
@@ -1092,39 +1096,6 @@ fn response_shapes() {
 
 // ---------------------------------------------------------------------------
 // JSON Schema validation
-
-fn schema(name: &str) -> jsonschema::Validator {
-    let path = format!(
-        "{}/tests/schemas/jetstream/api/v1/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let schema: Value = serde_json::from_str(&text).unwrap();
-    jsonschema::draft7::new(&schema).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn assert_valid<T: Serialize>(schema_name: &str, v: &T) {
-    let validator = schema(schema_name);
-    let instance = serde_json::to_value(v).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{schema_name}: {instance}\n{}",
-        errors.join("\n")
-    );
-    // The `type` field equals the schema title.
-    if let Some(t) = instance.get("type") {
-        let path = format!(
-            "{}/tests/schemas/jetstream/api/v1/{schema_name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let s: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        assert_eq!(t, &s["title"]);
-    }
-}
 
 #[test]
 fn schema_stream_config() {

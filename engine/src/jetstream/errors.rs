@@ -12,6 +12,7 @@
 //!
 //! Where 2.9.10 differs from that table: 2.9.10's "invalid JSON" error (10025)
 //! has no `: {err}` suffix; [`invalid_json`] follows the newer table.
+//! 10084 has 2.9.10's text ([`consumer_pull_requires_ack`], outside the table).
 
 use std::fmt;
 
@@ -222,6 +223,87 @@ api_errors! {
     consumer_name_exist() = "JSConsumerNameExistErr", 400, 10013, "consumer name already in use";
     /// Generic consumer creation failure.
     consumer_create(err => "{err}") = "JSConsumerCreateErrF", 500, 10012, "{err}";
+
+    // Consumer configuration (`checkConsumerCfg`, `addConsumer`).
+    /// `num_replicas` above the stream's.
+    consumer_replicas_exceeds_stream() = "JSConsumerReplicasExceedsStream", 400, 10126, "consumer config replica count exceeds parent stream";
+    /// Negative `ack_wait` (2.11+ check).
+    consumer_ack_wait_negative() = "JSConsumerAckWaitNegativeErr", 400, 10183, "consumer ack wait needs to be positive";
+    /// Negative `backoff` entry (2.11+ check).
+    consumer_back_off_negative() = "JSConsumerBackOffNegativeErr", 400, 10184, "consumer backoff needs to be positive";
+    /// `max_deliver` too small for the `backoff` list.
+    consumer_max_deliver_backoff() = "JSConsumerMaxDeliverBackoffErr", 400, 10116, "max deliver is required to be > length of backoff values";
+    /// Description longer than 4096 bytes.
+    consumer_description_too_long(max => "{max}") = "JSConsumerDescriptionTooLongErrF", 400, 10107, "consumer description is too long, maximum allowed is {max}";
+    /// `deliver_subject` with wildcards.
+    consumer_deliver_to_wildcards() = "JSConsumerDeliverToWildcardsErr", 400, 10079, "consumer deliver subject has wildcards";
+    /// `deliver_subject` not a valid subject.
+    consumer_invalid_deliver_subject() = "JSConsumerInvalidDeliverSubject", 400, 10112, "invalid push consumer deliver subject";
+    /// `deliver_subject` inside the stream's subjects.
+    consumer_deliver_cycle() = "JSConsumerDeliverCycleErr", 400, 10081, "consumer deliver subject forms a cycle";
+    /// `max_waiting` on a push consumer.
+    consumer_push_max_waiting() = "JSConsumerPushMaxWaitingErr", 400, 10080, "consumer in push mode can not set max waiting";
+    /// `max_ack_pending` on a push consumer with ack policy none.
+    consumer_max_pending_ack_policy_required() = "JSConsumerMaxPendingAckPolicyRequiredErr", 400, 10082, "consumer requires ack policy for max ack pending";
+    /// `idle_heartbeat` below 100ms.
+    consumer_small_heartbeat() = "JSConsumerSmallHeartbeatErr", 400, 10083, "consumer idle heartbeat needs to be >= 100ms";
+    /// `rate_limit_bps` on a pull consumer.
+    consumer_pull_with_rate_limit() = "JSConsumerPullWithRateLimitErr", 400, 10086, "consumer in pull mode can not have rate limit set";
+    /// Negative `max_waiting`.
+    consumer_max_waiting_negative() = "JSConsumerMaxWaitingNegativeErr", 400, 10087, "consumer max waiting needs to be positive";
+    /// `idle_heartbeat` on a pull consumer.
+    consumer_hb_requires_push() = "JSConsumerHBRequiresPushErr", 400, 10088, "consumer idle heartbeat requires a push based consumer";
+    /// `flow_control` on a pull consumer.
+    consumer_fc_requires_push() = "JSConsumerFCRequiresPushErr", 400, 10089, "consumer flow control requires a push based consumer";
+    /// Negative `max_batch`.
+    consumer_max_request_batch_negative() = "JSConsumerMaxRequestBatchNegativeErr", 400, 10114, "consumer max request batch needs to be > 0";
+    /// `max_expires` below 1ms.
+    consumer_max_request_expires_too_small() = "JSConsumerMaxRequestExpiresTooSmall", 400, 10115, "consumer max request expires needs to be >= 1ms";
+    /// `max_batch` above the server limit.
+    consumer_max_request_batch_exceeded(limit => "{limit}") = "JSConsumerMaxRequestBatchExceededF", 400, 10125, "consumer max request batch exceeds server limit of {limit}";
+    /// `max_ack_pending` above the server or account limit.
+    consumer_max_pending_ack_excess(limit => "{limit}") = "JSConsumerMaxPendingAckExcessErrF", 400, 10121, "consumer max ack pending exceeds system limit of {limit}";
+    /// `direct` on a pull consumer.
+    consumer_direct_requires_push() = "JSConsumerDirectRequiresPushErr", 400, 10090, "consumer direct requires a push based consumer";
+    /// `direct` on a durable consumer.
+    consumer_direct_requires_ephemeral() = "JSConsumerDirectRequiresEphemeralErr", 400, 10091, "consumer direct requires an ephemeral consumer";
+    /// Both `filter_subject` and `filter_subjects` (2.10).
+    consumer_duplicate_filter_subjects() = "JSConsumerDuplicateFilterSubjects", 400, 10136, "consumer cannot have both FilterSubject and FilterSubjects specified";
+    /// An empty entry in `filter_subjects` (2.10).
+    consumer_empty_filter() = "JSConsumerEmptyFilter", 400, 10139, "consumer filter in FilterSubjects cannot be empty";
+    /// Overlapping entries in `filter_subjects` (2.10).
+    consumer_overlapping_subject_filters() = "JSConsumerOverlappingSubjectFilters", 400, 10138, "consumer subject filters cannot overlap";
+    /// A filter outside the stream's subjects (2.9.10 only).
+    consumer_filter_not_subset() = "JSConsumerFilterNotSubsetErr", 400, 10093, "consumer filter subject is not a valid subset of the interest subjects";
+    /// Deliver policy and `opt_start_*` do not agree.
+    consumer_invalid_policy(err => "{err}") = "JSConsumerInvalidPolicyErrF", 400, 10094, "{err}";
+    /// Bad `sample_freq`.
+    consumer_invalid_sampling(err => "{err}") = "JSConsumerInvalidSamplingErrF", 400, 10095, "failed to parse consumer sampling configuration: {err}";
+    /// `flow_control` without `idle_heartbeat`.
+    consumer_with_flow_control_needs_heartbeats() = "JSConsumerWithFlowControlNeedsHeartbeats", 400, 10108, "consumer with flow control also needs heartbeats";
+    /// `durable_name` and `name` both set and different.
+    consumer_create_durable_and_name_mismatch() = "JSConsumerCreateDurableAndNameMismatch", 400, 10132, "Consumer Durable and Name have to be equal if both are provided";
+    /// `metadata` larger than 128 KiB (2.10).
+    consumer_metadata_length(limit => "{limit}") = "JSConsumerMetadataLengthErrF", 400, 10135, "consumer metadata exceeds maximum size of {limit}";
+    /// Durable name longer than 255 bytes.
+    consumer_name_too_long(max => "{max}") = "JSConsumerNameTooLongErrF", 400, 10102, "consumer name is too long, maximum allowed is {max}";
+    /// Consumer name with whitespace, `.`, `*` or `>`.
+    consumer_bad_durable_name() = "JSConsumerBadDurableNameErr", 400, 10103, "durable name can not contain '.', '*', '>'";
+    /// Work-queue stream, ack policy other than explicit.
+    consumer_wq_requires_explicit_ack() = "JSConsumerWQRequiresExplicitAckErr", 400, 10098, "workqueue stream requires explicit ack";
+    /// Work-queue stream, a second consumer without a filter.
+    consumer_wq_multiple_unfiltered() = "JSConsumerWQMultipleUnfilteredErr", 400, 10099, "multiple non-filtered consumers not allowed on workqueue stream";
+    /// Work-queue stream, a filter that is not unique among the consumers.
+    consumer_wq_consumer_not_unique() = "JSConsumerWQConsumerNotUniqueErr", 400, 10100, "filtered consumer not unique on workqueue stream";
+    /// Work-queue stream, deliver policy other than all.
+    consumer_wq_consumer_not_deliver_all() = "JSConsumerWQConsumerNotDeliverAllErr", 400, 10101, "consumer must be deliver all on workqueue stream";
+}
+
+/// A pull consumer without acks on a work-queue stream (10084), with
+/// 2.9.10's text; newer servers say "consumer in pull mode requires explicit
+/// ack policy on workqueue stream".
+pub fn consumer_pull_requires_ack() -> ApiError {
+    ApiError::new(400, 10084, "consumer in pull mode requires ack policy")
 }
 
 /// `message delete not permitted` (MSG.DELETE on a `deny_delete` stream), as

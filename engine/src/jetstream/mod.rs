@@ -8,12 +8,15 @@
 //! * [`log`] and [`persist`]: the on-disk record format and the storage
 //!   operations that keep a file-backed stream durable; [`index`]: the
 //!   checkpoint that spares recovery a scan of the whole log.
+//! * [`consumer`]: consumer configuration, its 2.9.10 defaults, validation
+//!   and update rules, and the consumer API's request and response bodies.
 //! * [`stream`]: one stream's publish rules; [`service`]: the `$JS.API` handlers,
 //!   PubAcks that wait for durability, and recovery.
 //!
 //! Everything here is engine code: no clock, no I/O; storage happens through
 //! [`crate::storage`] operations.
 
+pub mod consumer;
 pub mod errors;
 pub mod headers;
 pub mod index;

@@ -69,16 +69,16 @@ pub mod response_type {
 // ---------------------------------------------------------------------------
 // serde helpers
 
-fn is_false(b: &bool) -> bool {
+pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
-fn is_zero_i64(v: &i64) -> bool {
+pub(crate) fn is_zero_i64(v: &i64) -> bool {
     *v == 0
 }
 fn is_zero_i32(v: &i32) -> bool {
     *v == 0
 }
-fn is_zero_u64(v: &u64) -> bool {
+pub(crate) fn is_zero_u64(v: &u64) -> bool {
     *v == 0
 }
 fn is_zero_usize(v: &usize) -> bool {
@@ -87,7 +87,7 @@ fn is_zero_usize(v: &usize) -> bool {
 
 /// Deserialize `null` as the default, like Go's `encoding/json` leaving the
 /// field untouched.
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,
@@ -1344,6 +1344,7 @@ macro_rules! response_ctors {
         }
     };
 }
+pub(crate) use response_ctors;
 
 /// `$JS.API.INFO` response (`JSApiAccountInfoResponse`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
