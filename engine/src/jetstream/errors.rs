@@ -133,6 +133,8 @@ api_errors! {
     account_resources_exceeded() = "JSAccountResourcesExceededErr", 400, 10002, "resource limits exceeded for account";
     /// Server-wide resources exhausted.
     insufficient_resources() = "JSInsufficientResourcesErr", 503, 10023, "insufficient resources";
+    /// A request that must have an empty body had one.
+    not_empty_request() = "JSNotEmptyRequestErr", 400, 10038, "expected an empty request payload";
     /// Memory store limit reached.
     memory_resources_exceeded() = "JSMemoryResourcesExceededErr", 500, 10028, "insufficient memory resources available";
     /// File store limit reached.
@@ -223,6 +225,26 @@ api_errors! {
     consumer_name_exist() = "JSConsumerNameExistErr", 400, 10013, "consumer name already in use";
     /// Generic consumer creation failure.
     consumer_create(err => "{err}") = "JSConsumerCreateErrF", 500, 10012, "{err}";
+    /// `action: create` for an existing consumer with another config (2.10).
+    consumer_already_exists() = "JSConsumerAlreadyExists", 400, 10148, "consumer already exists";
+    /// `action: update` for a consumer that does not exist (2.10).
+    consumer_does_not_exist() = "JSConsumerDoesNotExist", 400, 10149, "consumer does not exist";
+
+    // The consumer create subject against the request.
+    /// A consumer name in the subject with `/` or `\`.
+    consumer_name_contains_path_separators() = "JSConsumerNameContainsPathSeparatorsErr", 400, 10127, "Consumer name can not contain path separators";
+    /// `DURABLE.CREATE` without a durable name token.
+    consumer_durable_name_not_in_subject() = "JSConsumerDurableNameNotInSubjectErr", 400, 10016, "consumer expected to be durable but no durable name set in subject";
+    /// The name in the subject is not the request's `durable_name`.
+    consumer_durable_name_not_match_subject() = "JSConsumerDurableNameNotMatchSubjectErr", 400, 10017, "consumer name in subject does not match durable name in request";
+    /// `DURABLE.CREATE` with no `durable_name` in the request.
+    consumer_durable_name_not_set() = "JSConsumerDurableNameNotSetErr", 400, 10018, "consumer expected to be durable but a durable name was not set";
+    /// The ephemeral create subject with a `durable_name` in the request.
+    consumer_ephemeral_with_durable_name() = "JSConsumerEphemeralWithDurableNameErr", 400, 10020, "consumer expected to be ephemeral but a durable name was set in request";
+    /// The filter in the create subject is not the request's `filter_subject` (2.10).
+    consumer_create_filter_subject_mismatch() = "JSConsumerCreateFilterSubjectMismatchErr", 400, 10131, "Consumer create request did not match filtered subject from create subject";
+    /// A filter in the create subject and `filter_subjects` in the request (2.10).
+    consumer_multiple_filters_not_allowed() = "JSConsumerMultipleFiltersNotAllowed", 400, 10137, "consumer with multiple subject filters cannot use subject based API";
 
     // Consumer configuration (`checkConsumerCfg`, `addConsumer`).
     /// `num_replicas` above the stream's.

@@ -458,6 +458,49 @@ impl MsgStore {
             .map(|m| m.seq)
     }
 
+    /// Messages held at or after `start` whose subject matches one of
+    /// `filters` (every message when `filters` is empty), for a consumer's
+    /// `num_pending`. Work: constant for the whole stream unfiltered, one
+    /// lookup per filter for literal filters from the first message, else a
+    /// scan of the messages from `start` (at most the stream's size).
+    pub fn count_from(&self, start: u64, filters: &[&[u8]]) -> u64 {
+        let from_first = start <= self.first_seq();
+        if filters.is_empty() {
+            if from_first {
+                return self.len();
+            }
+            return self.msgs.range(start..).count() as u64;
+        }
+        if from_first && filters.iter().all(|f| is_literal(f)) {
+            return filters.iter().map(|f| self.count_on(f)).sum();
+        }
+        self.msgs
+            .range(start..)
+            .filter(|(_, m)| filters.iter().any(|f| subject_matches(f, &m.subject)))
+            .count() as u64
+    }
+
+    /// The last sequence of every subject held that matches one of `filters`
+    /// (every subject when `filters` is empty), in subject order. Work: one
+    /// step per distinct subject held.
+    pub fn subject_lasts(&self, filters: &[&[u8]]) -> Vec<u64> {
+        self.subjects
+            .iter()
+            .filter(|(s, _)| filters.is_empty() || filters.iter().any(|f| subject_matches(f, s)))
+            .map(|(_, st)| st.last)
+            .collect()
+    }
+
+    /// The first message held stored at or after unix time `ts` (ns), or the
+    /// next sequence to be assigned when there is none (nats-server's
+    /// `GetSeqFromTime`). Work: a scan from the first message.
+    pub fn seq_from_time(&self, ts: i64) -> u64 {
+        self.msgs
+            .values()
+            .find(|m| m.ts >= ts)
+            .map_or(self.next_seq, |m| m.seq)
+    }
+
     /// Remove one message.
     pub fn remove(&mut self, seq: u64) -> Option<MsgMeta> {
         let msg = self.msgs.remove(&seq)?;
@@ -572,6 +615,13 @@ impl MsgStore {
     pub fn iter(&self) -> impl Iterator<Item = &MsgMeta> {
         self.msgs.values()
     }
+}
+
+/// A subject without `*` or `>` tokens.
+fn is_literal(subject: &[u8]) -> bool {
+    !subject
+        .split(|&b| b == b'.')
+        .any(|t| t == b"*" || t == b">")
 }
 
 #[cfg(test)]

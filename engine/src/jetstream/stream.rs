@@ -10,12 +10,14 @@ use super::errors::{self, ApiError};
 use super::headers;
 use super::index;
 use super::persist::{OpIds, OpQueue, Persist};
+use super::service::Consumer;
 use super::store::{Accounting, Limits, MsgStore, Removed, StoredMsg};
 use super::time::Timestamp;
 use super::types::{
     DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo, StreamState,
 };
 use crate::storage::StorageId;
+use crate::subject::subject_matches;
 
 /// Most message ids remembered for deduplication per stream; the oldest go first.
 const DEDUP_MAX: usize = 1_000_000;
@@ -38,8 +40,9 @@ pub struct Stream {
     pub created: i64,
     pub store: MsgStore,
     pub persist: Option<Persist>,
-    /// Consumers of this stream (none exist yet; interest retention reads it).
-    pub consumers: usize,
+    /// Consumers of this stream by name (bounded by the service; see
+    /// [`super::service`]). Interest retention reads their filters.
+    pub consumers: BTreeMap<String, Consumer>,
     /// An encoded index and the Sync it waits for (see [`Stream::flush`]).
     pub staged_index: Option<(StorageId, Bytes)>,
     dedup: BTreeMap<Bytes, (u64, i64)>,
@@ -62,7 +65,7 @@ impl Stream {
             created,
             store: MsgStore::new(accounting, 1),
             persist,
-            consumers: 0,
+            consumers: BTreeMap::new(),
             staged_index: None,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
@@ -84,7 +87,7 @@ impl Stream {
             created,
             store,
             persist: Some(persist),
-            consumers: 0,
+            consumers: BTreeMap::new(),
             staged_index: None,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
@@ -223,7 +226,7 @@ impl Stream {
                 ));
             }
         }
-        if self.config.retention == RetentionPolicy::Interest && self.consumers == 0 {
+        if self.config.retention == RetentionPolicy::Interest && !self.has_interest(subject) {
             // Interest retention with nobody interested: the message takes a
             // sequence and is not kept (nats-server does the same).
             let seq = self.store.last_seq() + 1;
@@ -340,11 +343,29 @@ impl Stream {
         }
     }
 
+    /// Whether a consumer wants messages on `subject`: one without a filter
+    /// or with a filter matching it (2.9.10's interest-retention check).
+    fn has_interest(&self, subject: &[u8]) -> bool {
+        self.consumers.values().any(|c| {
+            let filters = c.config.filters();
+            filters.is_empty()
+                || filters
+                    .iter()
+                    .any(|f| subject_matches(f.as_bytes(), subject))
+        })
+    }
+
+    /// Consumers other than `direct` ones (mirror and source internals), as
+    /// nats-server counts them for `consumer_count`, `max_consumers`, names and lists.
+    pub fn public_consumers(&self) -> impl Iterator<Item = (&String, &Consumer)> {
+        self.consumers.iter().filter(|(_, c)| !c.config.direct)
+    }
+
     pub fn info(&self) -> StreamInfo {
         StreamInfo {
             config: self.config.clone(),
             created: Timestamp::from_unix_nanos(self.created),
-            state: self.state(0),
+            state: self.state(self.public_consumers().count()),
             ..StreamInfo::default()
         }
     }

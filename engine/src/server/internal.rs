@@ -32,6 +32,9 @@ impl Server {
                 .map_or(0, |d| d.as_nanos() as i64),
             cache_bytes: self.cfg.jetstream_cache_bytes,
             index_flushes: self.cfg.jetstream_index_flushes,
+            // Derived from the seed without drawing from the server's generator,
+            // so queue-group choices stay as they were.
+            rng_seed: self.hash_seed ^ 0x4a53_2d43_4f4e_5355,
             ack_before_sync: self.cfg.has_bug(crate::config::InjectedBug::AckBeforeSync),
         };
         let mut fx = Effects::default();

@@ -1,4 +1,5 @@
-//! The `$JS.API` request handlers (matrix section 4.2) and direct get.
+//! The `$JS.API` request handlers (matrix section 4.2) and direct get; the
+//! consumer endpoints are in [`super::consumers`].
 
 use super::*;
 
@@ -32,6 +33,9 @@ impl JetStream {
                 &serde_json::json!({"type": "io.nats.jetstream.api.v1.error", "error": err}),
             );
             return;
+        }
+        if let Some(consumer_op) = rest.strip_prefix("CONSUMER.") {
+            self.consumer_api(consumer_op, reply, body, now, fx);
         }
         match op {
             "INFO" => self.account_info(reply, fx),
@@ -72,7 +76,7 @@ impl JetStream {
             memory,
             storage,
             streams: self.streams.len(),
-            consumers: 0,
+            consumers: self.streams.values().map(|s| s.consumers.len()).sum(),
             limits: AccountLimits {
                 max_memory: -1,
                 max_storage: -1,

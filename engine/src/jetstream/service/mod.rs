@@ -2,6 +2,10 @@
 //! streams, PubAcks that wait for durability, and recovery of file-backed
 //! streams at start. It talks to the routing core only through [`Effects`].
 //!
+//! Consumers (see `consumers.rs`) are held in memory per stream, at most
+//! `MAX_CONSUMERS` (100,000) over the server; they are not persisted yet and deliver
+//! nothing yet.
+//!
 //! Gets of messages whose payload is not cached (see [`super::store`]) emit a
 //! Read of the message's log record and are answered when it completes (at
 //! most `MAX_PENDING_READS` at once; past that, insufficient resources).
@@ -13,11 +17,16 @@
 //! after the Sync covering their position completed.
 
 mod api;
+mod consumers;
 mod recovery;
+
+pub use consumers::Consumer;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::errors::{self, ApiError};
@@ -41,6 +50,10 @@ const NAMES_LIMIT: usize = 1024;
 const LIST_LIMIT: usize = 256;
 /// Streams one account may have.
 const MAX_STREAMS: usize = 10_000;
+/// Consumers the server holds over all streams (nats-server sets no such
+/// bound by default); a create past it is refused with 10026, like a stream's
+/// `max_consumers`.
+const MAX_CONSUMERS: usize = 100_000;
 /// Reads issued for one segment file (segments are at most a little over 16 MiB).
 const SEGMENT_READ_MAX: u64 = 1 << 31;
 /// Message reads (gets of messages not in the cache) in flight at once; past
@@ -59,6 +72,13 @@ pub const API_SUBJECTS: &[&str] = &[
     "$JS.API.STREAM.PURGE.*",
     "$JS.API.STREAM.MSG.GET.*",
     "$JS.API.STREAM.MSG.DELETE.*",
+    "$JS.API.CONSUMER.CREATE.*",
+    "$JS.API.CONSUMER.CREATE.*.>",
+    "$JS.API.CONSUMER.DURABLE.CREATE.*.*",
+    "$JS.API.CONSUMER.NAMES.*",
+    "$JS.API.CONSUMER.LIST.*",
+    "$JS.API.CONSUMER.INFO.*.*",
+    "$JS.API.CONSUMER.DELETE.*.*",
 ];
 
 /// JetStream settings from the server config.
@@ -84,6 +104,8 @@ pub struct JsConfig {
     /// Write each file-backed stream's index checkpoint every this many
     /// flushes (besides when a segment closes and every 8 MiB of log).
     pub index_flushes: u64,
+    /// Seed of the service's random generator (generated consumer names).
+    pub rng_seed: u64,
     /// The injected bug [`crate::config::InjectedBug::AckBeforeSync`].
     #[doc(hidden)]
     pub ack_before_sync: bool,
@@ -216,14 +238,18 @@ pub struct JetStream {
     /// Index checkpoints waiting for the Sync that makes the log bytes they
     /// cover durable, with their stream's id (at most one per stream and flush).
     staged_index: BTreeMap<StorageId, (u64, Bytes)>,
+    /// Draws generated consumer names; seeded from [`JsConfig::rng_seed`].
+    rng: SmallRng,
 }
 
 impl JetStream {
     /// Start the service. With persistence on, recovery begins: its storage
     /// operations are in `fx`, and requests are refused until it completes.
     pub fn start(cfg: JsConfig, fx: &mut Effects) -> JetStream {
+        let rng = SmallRng::seed_from_u64(cfg.rng_seed);
         let mut js = JetStream {
             cfg,
+            rng,
             streams: BTreeMap::new(),
             next_id: 1,
             api: ApiStats::default(),
