@@ -689,6 +689,29 @@ fn e19_slow_consumer_pending_bytes() {
     assert_snapshot!(h.transcript());
 }
 
+/// L3: replies count toward max_pending too. A client that sends PINGs and
+/// never reads is closed as a slow consumer once its PONGs pass the limit,
+/// instead of queueing them without end (nats-server's queueOutbound).
+#[test]
+fn l3_unread_pongs_make_a_slow_consumer() {
+    let mut cfg = config();
+    cfg.max_pending = 100;
+    let mut h = Harness::new(cfg);
+    let c = h.connect_with(QUIET);
+    h.clear_log();
+    h.stall(c);
+    h.send(c, &"PING\r\n".repeat(1000));
+    assert_eq!(h.closed(c), Some(CloseReason::SlowConsumerPendingBytes));
+    assert_eq!(h.server.stats().slow_consumers, 1);
+    let pongs = String::from_utf8_lossy(h.received(c))
+        .matches("PONG")
+        .count();
+    assert!(
+        pongs <= 100 / "PONG\r\n".len(),
+        "{pongs} PONGs queued past max_pending"
+    );
+}
+
 /// L3: a publisher that fills a subscriber past half of max_pending is stalled
 /// (its reads pause) until the subscriber drains; nothing is lost or reordered.
 #[test]

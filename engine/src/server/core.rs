@@ -76,6 +76,15 @@ impl Core {
             if c.closing {
                 return;
             }
+            // Replies count toward max_pending as messages do (nats-server's
+            // queueOutbound): a client that sends PINGs, or verbose ops, and
+            // never reads is a slow consumer, not a buffer without end.
+            if c.pending() + bytes.len() as u64 > self.max_pending {
+                if self.slow.last() != Some(&key) {
+                    self.slow.push(key);
+                }
+                return;
+            }
             c.out.extend_from_slice(bytes);
             if !c.dirty {
                 c.dirty = true;

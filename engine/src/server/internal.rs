@@ -133,6 +133,8 @@ impl Server {
     /// The end of an input: services flush (one write and fsync per stream for
     /// everything this input stored) and JetStream's expiry timer is re-armed.
     pub(super) fn end_of_input(&mut self) {
+        // Slow consumers found by control replies (see `Core::send`).
+        self.after_delivery();
         self.run_internal();
         let now = self.wall(self.now);
         let Some(js) = self.js.as_mut() else { return };
