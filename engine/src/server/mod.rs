@@ -543,11 +543,11 @@ impl Server {
 
     /// Checks that what clients can grow stays within its documented bound: the
     /// number of connections, each one's queued output (max_pending, plus room
-    /// for the control replies and -ERR that are queued without a check), and
+    /// for an -ERR, which is queued without a check before a close), and
     /// JetStream's syncs in flight. Simulators call it after every turn; the
     /// error names the first excess.
     pub fn check_bounds(&self) -> Result<(), String> {
-        /// Output other than messages (PONG, INFO, -ERR) is not refused at max_pending.
+        /// An -ERR is queued past max_pending (the close that follows flushes it).
         const CONTROL_SLACK: u64 = 64 * 1024;
         let open = self.core.conns.len();
         if open > self.cfg.max_connections + 1 {
