@@ -10,13 +10,17 @@
 //!   checkpoint that spares recovery a scan of the whole log.
 //! * [`consumer`]: consumer configuration, its 2.9.10 defaults, validation
 //!   and update rules, and the consumer API's request and response bodies.
+//! * [`acks`]: a consumer's delivery and ack bookkeeping; [`consumer_store`]:
+//!   a durable consumer's files.
 //! * [`stream`]: one stream's publish rules; [`service`]: the `$JS.API` handlers,
 //!   PubAcks that wait for durability, and recovery.
 //!
 //! Everything here is engine code: no clock, no I/O; storage happens through
 //! [`crate::storage`] operations.
 
+pub mod acks;
 pub mod consumer;
+pub mod consumer_store;
 pub mod errors;
 pub mod headers;
 pub mod index;

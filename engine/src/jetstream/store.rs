@@ -151,6 +151,8 @@ pub struct MsgStore {
     /// The cache's byte budget; `None`: everything stays (memory streams).
     cache_budget: Option<u64>,
     tick: u64,
+    /// Messages removed so far.
+    removals: u64,
 }
 
 /// What a removal did, so persistence can record it.
@@ -174,6 +176,7 @@ impl MsgStore {
             cache_bytes: 0,
             cache_budget: None,
             tick: 0,
+            removals: 0,
         }
     }
 
@@ -435,6 +438,16 @@ impl MsgStore {
         })
     }
 
+    /// Messages removed so far (consumers' cached pending counts compare it).
+    pub fn removals(&self) -> u64 {
+        self.removals
+    }
+
+    /// The first sequence held at or after `seq`.
+    pub fn next_held(&self, seq: u64) -> Option<u64> {
+        self.msgs.range(seq..).next().map(|(s, _)| *s)
+    }
+
     /// The first sequence at or after `seq` whose subject matches `filter`.
     pub fn next_matching(&self, seq: u64, filter: &[u8]) -> Option<u64> {
         self.msgs
@@ -504,6 +517,7 @@ impl MsgStore {
     /// Remove one message.
     pub fn remove(&mut self, seq: u64) -> Option<MsgMeta> {
         let msg = self.msgs.remove(&seq)?;
+        self.removals += 1;
         self.cache_drop(seq);
         self.bytes -= self.accounting.meta_size(&msg);
         if let Some(st) = self.subjects.get_mut(&msg.subject) {

@@ -43,6 +43,9 @@ pub struct Stream {
     /// Consumers of this stream by name (bounded by the service; see
     /// [`super::service`]). Interest retention reads their filters.
     pub consumers: BTreeMap<String, Consumer>,
+    /// File-backed: the last sequence whose log record is durable (consumers
+    /// deliver up to it; see `Stream::deliverable_last`).
+    pub durable_seq: u64,
     /// An encoded index and the Sync it waits for (see [`Stream::flush`]).
     pub staged_index: Option<(StorageId, Bytes)>,
     dedup: BTreeMap<Bytes, (u64, i64)>,
@@ -66,6 +69,7 @@ impl Stream {
             store: MsgStore::new(accounting, 1),
             persist,
             consumers: BTreeMap::new(),
+            durable_seq: 0,
             staged_index: None,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
@@ -88,6 +92,7 @@ impl Stream {
             store,
             persist: Some(persist),
             consumers: BTreeMap::new(),
+            durable_seq: 0,
             staged_index: None,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),

@@ -86,11 +86,14 @@ impl Server {
         for out in fx.publish {
             let msg = Msg {
                 subject: &out.subject,
-                reply: None,
+                reply: out.reply.as_deref(),
                 headers: out.headers.as_deref(),
                 payload: &out.payload,
             };
-            self.route(INTERNAL_CONN, &msg);
+            match &out.deliver {
+                Some(to) => self.route_as(INTERNAL_CONN, to, &msg),
+                None => self.route(INTERNAL_CONN, &msg),
+            };
         }
     }
 
@@ -125,6 +128,20 @@ impl Server {
                     let subject = String::from_utf8_lossy(&m.subject);
                     js.direct_get(id, &subject, m.reply.as_ref(), &m.payload, &mut fx);
                 }
+                Target::Consumer(uid) => {
+                    let subject = String::from_utf8_lossy(&m.subject);
+                    let (index, subs) = (&mut self.index, &self.core.subs);
+                    let mut interest = |s: &[u8]| client_interest(index, subs, s);
+                    js.consumer_msg(
+                        uid,
+                        &subject,
+                        m.reply.as_ref(),
+                        &m.payload,
+                        now,
+                        &mut interest,
+                        &mut fx,
+                    );
+                }
             }
             self.apply_effects(fx);
         }
@@ -137,6 +154,17 @@ impl Server {
         self.after_delivery();
         self.run_internal();
         let now = self.wall(self.now);
+        let Some(js) = self.js.as_mut() else { return };
+        // Consumers send what they may, before the flush that writes their state.
+        let mut fx = Effects::default();
+        let (index, subs) = (&mut self.index, &self.core.subs);
+        js.pump(
+            now,
+            &mut |s: &[u8]| client_interest(index, subs, s),
+            &mut fx,
+        );
+        self.apply_effects(fx);
+        self.run_internal();
         let Some(js) = self.js.as_mut() else { return };
         let mut fx = Effects::default();
         js.flush(now, &mut fx);
@@ -195,4 +223,17 @@ impl Server {
     pub fn jetstream_ready(&self) -> bool {
         self.js.as_ref().is_none_or(JetStream::is_ready)
     }
+}
+
+/// Whether a client (not a service) subscribes to `subject`.
+fn client_interest(
+    index: &mut crate::subject::SubjectIndex<usize>,
+    subs: &slab::Slab<Sub>,
+    subject: &[u8],
+) -> bool {
+    let m = index.matches(subject);
+    m.plain
+        .iter()
+        .chain(m.queues.iter().flat_map(|(_, q)| q.iter()))
+        .any(|&sk| subs.get(sk).is_some_and(|s| s.internal.is_none()))
 }

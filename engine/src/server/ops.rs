@@ -266,7 +266,13 @@ impl Server {
     /// Deliver to every matching plain subscription and to one member of each queue
     /// group (row W6). Returns whether anyone got the message.
     pub(super) fn route(&mut self, from: usize, msg: &Msg<'_>) -> bool {
-        let matches = self.index.matches(msg.subject);
+        self.route_as(from, msg.subject, msg)
+    }
+
+    /// [`Server::route`] to the subscriptions matching `to`, with the
+    /// message keeping its own subject (JetStream consumer deliveries).
+    pub(super) fn route_as(&mut self, from: usize, to: &[u8], msg: &Msg<'_>) -> bool {
+        let matches = self.index.matches(to);
         let mut delivered = false;
         for &sk in &matches.plain {
             delivered |= self.core.deliver(from, sk, msg);
@@ -397,6 +403,10 @@ impl Server {
         });
         self.core.conns[key].sids.insert(sid.into(), sk);
         self.index.insert(subject, queue, sk);
+        if let Some(js) = self.js.as_mut() {
+            // Push consumers waiting for a subscriber look again.
+            js.interest_changed();
+        }
         if verbose {
             self.core.send(key, OK);
         }

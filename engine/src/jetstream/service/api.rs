@@ -272,6 +272,10 @@ impl JetStream {
             );
         };
         subscribe_stream(&stream.config, stream.id, &mut fx.unsubscribe);
+        let mut stream = stream;
+        for (_, c) in std::mem::take(&mut stream.consumers) {
+            self.consumer_removed(name, c, fx);
+        }
         if let Some(p) = &stream.persist {
             p.remove_all(&mut self.ids, &mut fx.storage);
         }
@@ -465,6 +469,8 @@ impl JetStream {
         let status = |fx: &mut Effects, s: &str| {
             fx.publish.push(Outgoing {
                 subject: reply.clone(),
+                reply: None,
+                deliver: None,
                 headers: Some(Bytes::from(headers::build(Some(s), &[]))),
                 payload: Bytes::new(),
             })
@@ -580,6 +586,9 @@ impl JetStream {
                 .store
                 .cache_put(seq, m.headers.clone(), m.data.clone());
         }
+        if let Getter::Consumer(uid) = read.getter {
+            return self.consumer_read_done(uid, got.ok());
+        }
         if matches!(read.getter, Getter::Api(_)) && got.is_err() {
             self.api.errors += 1;
         }
@@ -628,10 +637,14 @@ pub(super) fn answer_get(
             let hdrs = headers::append(&m.headers, &pairs);
             fx.publish.push(Outgoing {
                 subject: reply.clone(),
+                reply: None,
+                deliver: None,
                 headers: Some(Bytes::from(hdrs)),
                 payload: m.data.clone(),
             });
         }
+        // Consumers are told by `read_done`.
+        (Getter::Consumer(_), _) => {}
         (Getter::Direct(reply), Err(e)) => {
             let status = match e {
                 GetError::Missing => "404 Message Not Found",
@@ -639,6 +652,8 @@ pub(super) fn answer_get(
             };
             fx.publish.push(Outgoing {
                 subject: reply.clone(),
+                reply: None,
+                deliver: None,
                 headers: Some(Bytes::from(headers::build(Some(status), &[]))),
                 payload: Bytes::new(),
             });

@@ -2,10 +2,8 @@
 //! configuration rows CC1–CC31): create, info, delete, names and list, as
 //! nats-server 2.9.10 answers them, plus 2.10's create forms and `action`.
 //!
-//! Consumers live in memory, per stream ([`Stream::consumers`]): deleting a
-//! stream drops them. Nothing is delivered yet and nothing is persisted: a
-//! [`Consumer`] holds its config and its starting position, which is what
-//! `num_pending` and the sequences in its info come from.
+//! Consumers live per stream ([`Stream::consumers`]): deleting a stream drops
+//! them. Delivery and acks are in `deliver.rs`.
 //!
 //! Bounds: a stream's `max_consumers`, and [`MAX_CONSUMERS`] over the server
 //! (both 10026). Names are at most 255 bytes (10102), so the maps are bounded.
@@ -14,125 +12,14 @@ use rand::RngCore;
 
 use super::*;
 use crate::jetstream::consumer::{
-    check_update, check_work_queue, generate_consumer_name, ConsumerAction, ConsumerConfig,
-    ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo, ConsumerInfoResponse,
-    ConsumerLimits, ConsumerListResponse, ConsumerNamesResponse, CreateConsumerRequest,
-    DeliverPolicy, SequenceInfo,
+    check_update, check_work_queue, generate_consumer_name, ConsumerAction, ConsumerCreateResponse,
+    ConsumerDeleteResponse, ConsumerInfo, ConsumerInfoResponse, ConsumerLimits,
+    ConsumerListResponse, ConsumerNamesResponse, CreateConsumerRequest,
 };
-use crate::jetstream::store::MsgStore;
 
 /// Tries at drawing a generated name not already used on the stream; the
 /// chance of needing a second is about n / 62^8.
 const NAME_DRAWS: usize = 16;
-
-/// One consumer of a stream. Delivery and ack state will join the starting
-/// position here.
-#[derive(Clone, Debug)]
-pub struct Consumer {
-    /// The normalized configuration (its name filled in).
-    pub config: ConsumerConfig,
-    /// Unix nanoseconds.
-    pub created: i64,
-    /// The next stream sequence to deliver (2.9.10's `sseq`), chosen at
-    /// creation from the deliver policy.
-    pub next_stream_seq: u64,
-    /// The next delivery (consumer) sequence (2.9.10's `dseq`).
-    pub next_delivery_seq: u64,
-}
-
-impl Consumer {
-    /// The consumer's info, as 2.9.10's `info()` builds it: delivered and ack
-    /// floor are one before the next sequences, and `num_pending` counts the
-    /// stream's messages from the next stream sequence through the filters.
-    pub fn info(&self, stream: &str, store: &MsgStore) -> ConsumerInfo {
-        let delivered = SequenceInfo {
-            consumer_seq: self.next_delivery_seq.saturating_sub(1),
-            stream_seq: self.next_stream_seq.saturating_sub(1),
-            last_active: None,
-        };
-        ConsumerInfo {
-            stream_name: stream.to_string(),
-            name: self.config.consumer_name().to_string(),
-            created: Timestamp::from_unix_nanos(self.created),
-            config: self.config.clone(),
-            delivered,
-            ack_floor: delivered,
-            num_ack_pending: 0,
-            num_redelivered: 0,
-            num_waiting: 0,
-            num_pending: self.num_pending(store),
-            cluster: None,
-            push_bound: false,
-        }
-    }
-
-    /// 2.9.10's `streamNumPending`: for `last_per_subject`, the subjects whose
-    /// last message is at or after the next sequence; otherwise the messages
-    /// at or after it that match the filters.
-    fn num_pending(&self, store: &MsgStore) -> u64 {
-        let filters = filter_bytes(&self.config);
-        if self.config.deliver_policy == DeliverPolicy::LastPerSubject {
-            return store
-                .subject_lasts(&filters)
-                .into_iter()
-                .filter(|&last| last >= self.next_stream_seq)
-                .count() as u64;
-        }
-        store.count_from(self.next_stream_seq, &filters)
-    }
-}
-
-fn filter_bytes(cfg: &ConsumerConfig) -> Vec<&[u8]> {
-    cfg.filters().into_iter().map(str::as_bytes).collect()
-}
-
-/// 2.9.10's `selectStartingSeqNo`: the first stream sequence a new consumer
-/// delivers, clamped to the stream's first sequence and one past its last.
-fn starting_seq(cfg: &ConsumerConfig, store: &MsgStore) -> u64 {
-    let first = store.reported_first_seq();
-    let last = store.last_seq();
-    let filters = filter_bytes(cfg);
-    let seq = if cfg.opt_start_seq > 0 {
-        cfg.opt_start_seq
-    } else {
-        match cfg.deliver_policy {
-            DeliverPolicy::All | DeliverPolicy::ByStartSequence => first,
-            DeliverPolicy::Last if filters.is_empty() => last,
-            // No match gives 0, which the clamp below makes the first sequence.
-            DeliverPolicy::Last => filters
-                .iter()
-                .filter_map(|f| store.last_matching(f))
-                .max()
-                .unwrap_or(0),
-            DeliverPolicy::LastPerSubject => store
-                .subject_lasts(&filters)
-                .into_iter()
-                .min()
-                .unwrap_or(last),
-            DeliverPolicy::ByStartTime => match cfg.opt_start_time {
-                Some(t) => {
-                    let ns = t.unix_nanos().unwrap_or(if t < Timestamp::UNIX_EPOCH {
-                        i64::MIN
-                    } else {
-                        i64::MAX
-                    });
-                    store.seq_from_time(ns)
-                }
-                None => last.saturating_add(1),
-            },
-            DeliverPolicy::New => last.saturating_add(1),
-        }
-    };
-    if first == 0 {
-        1
-    } else if seq < first {
-        first
-    } else if seq > last {
-        last.saturating_add(1)
-    } else {
-        seq
-    }
-}
 
 /// Which create subject a request came on (2.9.10's `ccReqType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,11 +87,18 @@ impl JetStream {
             _ => None,
         };
         if let Some(subject) = create {
-            let resp = match self.consumer_create(&subject, body, now) {
-                Ok(info) => ConsumerCreateResponse::ok(info),
-                Err(e) => ConsumerCreateResponse::error(e),
+            let (resp, durable_after) = match self.consumer_create(&subject, body, now, fx) {
+                Ok((info, after)) => (ConsumerCreateResponse::ok(info), after),
+                Err(e) => (ConsumerCreateResponse::error(e), None),
             };
-            fx.reply(reply, &resp);
+            match (durable_after, serde_json::to_vec(&resp)) {
+                // Answered once the consumer's meta.json is on disk.
+                (Some(id), Ok(json)) => self.waiting.entry(id).or_default().push(PendingAck {
+                    reply: reply.clone(),
+                    payload: Bytes::from(json),
+                }),
+                _ => fx.reply(reply, &resp),
+            }
         }
     }
 
@@ -216,7 +110,8 @@ impl JetStream {
         subject: &CreateSubject<'_>,
         body: &Bytes,
         now: i64,
-    ) -> Result<ConsumerInfo, ApiError> {
+        fx: &mut Effects,
+    ) -> Result<(ConsumerInfo, Option<StorageId>), ApiError> {
         // Go's json.Unmarshal: an empty body is an error, `null` a no-op.
         let mut req: CreateConsumerRequest = if body.trim_ascii() == b"null" {
             CreateConsumerRequest::default()
@@ -290,8 +185,19 @@ impl JetStream {
             let Some(c) = stream.consumers.get_mut(&existing_name) else {
                 return Err(errors::consumer_not_found());
             };
-            c.config = cfg;
-            return Ok(c.info(&name, &stream.store));
+            let changed = c.config != cfg;
+            if changed {
+                c.reconfigure(cfg);
+            }
+            let uid = c.uid;
+            let info = c.info(&name, &stream.store);
+            self.dirty.insert(uid);
+            let after = if changed {
+                self.persist_consumer(&name, &existing_name, fx)
+            } else {
+                None
+            };
+            return Ok((info, after));
         }
         if req.action == ConsumerAction::Update {
             return Err(errors::consumer_does_not_exist());
@@ -316,15 +222,15 @@ impl JetStream {
             }
         }
         cfg.check_name()?;
-        let consumer = Consumer {
-            next_stream_seq: starting_seq(&cfg, &stream.store),
-            next_delivery_seq: 1,
-            config: cfg,
-            created: now,
-        };
+        let uid = self.next_uid;
+        self.next_uid += 1;
+        let consumer = Consumer::new(cfg, now, uid, &stream.store);
         let info = consumer.info(&stream.config.name, &stream.store);
         stream.consumers.insert(info.name.clone(), consumer);
-        Ok(info)
+        let sname = stream.config.name.clone();
+        self.consumer_added(&sname, &info.name, fx);
+        let after = self.persist_consumer(&sname, &info.name, fx);
+        Ok((info, after))
     }
 
     /// `CONSUMER.INFO.<stream>.<consumer>` (row S16).
@@ -366,7 +272,10 @@ impl JetStream {
                 None => ConsumerDeleteResponse::error(errors::stream_not_found()),
                 Some(s) => match s.consumers.remove(name) {
                     None => ConsumerDeleteResponse::error(errors::consumer_not_found()),
-                    Some(_) => ConsumerDeleteResponse::ok(),
+                    Some(c) => {
+                        self.consumer_removed(stream, c, fx);
+                        ConsumerDeleteResponse::ok()
+                    }
                 },
             }
         };

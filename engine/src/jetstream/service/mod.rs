@@ -2,9 +2,8 @@
 //! streams, PubAcks that wait for durability, and recovery of file-backed
 //! streams at start. It talks to the routing core only through [`Effects`].
 //!
-//! Consumers (see `consumers.rs`) are held in memory per stream, at most
-//! `MAX_CONSUMERS` (100,000) over the server; they are not persisted yet and deliver
-//! nothing yet.
+//! Consumers (see `consumers.rs` for the API, `deliver.rs` for delivery and
+//! acks) are held per stream, at most `MAX_CONSUMERS` (100,000) over the server.
 //!
 //! Gets of messages whose payload is not cached (see [`super::store`]) emit a
 //! Read of the message's log record and are answered when it completes (at
@@ -18,9 +17,10 @@
 
 mod api;
 mod consumers;
+mod deliver;
 mod recovery;
 
-pub use consumers::Consumer;
+pub use deliver::Consumer;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -120,12 +120,18 @@ pub enum Target {
     Stream(u64),
     /// A stream's direct-get subjects, by stream id.
     Direct(u64),
+    /// A consumer's acks, pull requests and flow-control replies, by its uid.
+    Consumer(u64),
 }
 
 /// A message the service publishes into the routing core.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outgoing {
     pub subject: Bytes,
+    pub reply: Option<Bytes>,
+    /// Route by this subject instead, keeping `subject` in the message
+    /// (consumer deliveries carry the stored message's subject).
+    pub deliver: Option<Bytes>,
     pub headers: Option<Bytes>,
     pub payload: Bytes,
 }
@@ -145,6 +151,8 @@ impl Effects {
         if let Ok(json) = serde_json::to_vec(body) {
             self.publish.push(Outgoing {
                 subject: reply.clone(),
+                reply: None,
+                deliver: None,
                 headers: None,
                 payload: Bytes::from(json),
             });
@@ -165,6 +173,8 @@ enum Getter {
     Api(Bytes),
     /// `$JS.API.DIRECT.GET`, answered on this reply subject.
     Direct(Bytes),
+    /// A consumer (by uid) about to deliver the message.
+    Consumer(u64),
 }
 
 /// A message read in flight.
@@ -182,6 +192,9 @@ enum Recovering {
     Index(String),
     ListLog(String),
     Segment { stream: String, seg: u64 },
+    ListConsumers(String),
+    ConsumerMeta { stream: String, name: String },
+    ConsumerState { stream: String, name: String },
 }
 
 /// What recovery has gathered for one stream.
@@ -196,6 +209,8 @@ struct Found {
     segments: Option<Vec<u64>>,
     /// What was read of each segment: from which offset, and the bytes.
     data: BTreeMap<u64, (u64, Bytes)>,
+    /// Durable consumers found: their meta.json and state file.
+    consumers: BTreeMap<String, (Option<deliver::ConsumerMeta>, Option<Bytes>)>,
 }
 
 /// The contents of `meta.json`.
@@ -240,6 +255,18 @@ pub struct JetStream {
     staged_index: BTreeMap<StorageId, (u64, Bytes)>,
     /// Draws generated consumer names; seeded from [`JsConfig::rng_seed`].
     rng: SmallRng,
+    /// Consumers by uid: their stream and name.
+    consumer_at: BTreeMap<u64, (String, String)>,
+    next_uid: u64,
+    /// Consumers to look at in the next pump, and those to look at again.
+    dirty: BTreeSet<u64>,
+    again: BTreeSet<u64>,
+    /// The earliest consumer deadline (ack wait, request expiry, heartbeat).
+    next_consumer_deadline: Option<i64>,
+    /// AckSync replies waiting for their consumer's state to be written, by uid.
+    consumer_acks: BTreeMap<u64, Vec<PendingAck>>,
+    /// Log syncs (or, relaxed, writes) and the stream sequence they make durable.
+    durable_marks: BTreeMap<StorageId, (u64, u64)>,
 }
 
 impl JetStream {
@@ -266,6 +293,13 @@ impl JetStream {
             unsynced_since: None,
             reads: BTreeMap::new(),
             staged_index: BTreeMap::new(),
+            consumer_at: BTreeMap::new(),
+            next_uid: 1,
+            dirty: BTreeSet::new(),
+            again: BTreeSet::new(),
+            next_consumer_deadline: None,
+            consumer_acks: BTreeMap::new(),
+            durable_marks: BTreeMap::new(),
         };
         for s in API_SUBJECTS {
             fx.subscribe.push((Target::Api, s.to_string()));
@@ -346,6 +380,9 @@ impl JetStream {
             }
         }
         let persisted = stream.persist.is_some();
+        if matches!(result, Ok(Stored::New(_))) {
+            self.stream_changed(stream_id);
+        }
         let Some(reply) = reply.filter(|r| !r.is_empty()) else {
             return;
         };
@@ -381,6 +418,8 @@ impl JetStream {
         } else {
             fx.publish.push(Outgoing {
                 subject: ack.reply,
+                reply: None,
+                deliver: None,
                 headers: None,
                 payload: ack.payload,
             });
@@ -412,6 +451,7 @@ impl JetStream {
                 self.staged_index.insert(sync, (s.id, data));
             }
             if let Some((write, done)) = flushed {
+                self.durable_marks.insert(done, (s.id, s.store.last_seq()));
                 // In relaxed mode the write itself is what acks wait for.
                 if write != done {
                     writes.push(write);
@@ -425,6 +465,7 @@ impl JetStream {
                 self.log_writes.insert(w, sync);
             }
         }
+        self.flush_consumers(fx);
         if !sync && last_sync.is_some() && self.unsynced_since.is_none() {
             self.unsynced_since = Some(now);
         }
@@ -438,6 +479,8 @@ impl JetStream {
                     for a in held {
                         fx.publish.push(Outgoing {
                             subject: a.reply,
+                            reply: None,
+                            deliver: None,
                             headers: None,
                             payload: a.payload,
                         });
@@ -457,10 +500,10 @@ impl JetStream {
         let sync = self
             .unsynced_since
             .map(|t| t.saturating_add(self.cfg.sync_interval_ns));
-        match (expiry, sync) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [expiry, sync, self.next_consumer_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Expire messages by max_age; returns the next time (unix ns) to call again.
@@ -501,6 +544,14 @@ impl JetStream {
     pub fn storage_done(&mut self, id: StorageId, result: StorageResult, fx: &mut Effects) {
         if let Some(read) = self.reads.remove(&id) {
             return self.read_done(read, result, fx);
+        }
+        if let Some((sid, seq)) = self.durable_marks.remove(&id) {
+            if !matches!(result, StorageResult::Error(_)) && !self.doomed.contains(&id) {
+                if let Some(s) = self.stream_by_id(sid) {
+                    s.durable_seq = s.durable_seq.max(seq);
+                }
+                self.stream_changed(sid);
+            }
         }
         if let Some((stream_id, data)) = self.staged_index.remove(&id) {
             // Written only once what it covers is durable (and the stream is
@@ -544,6 +595,8 @@ impl JetStream {
                             .unwrap_or_default();
                         fx.publish.push(Outgoing {
                             subject: a.reply,
+                            reply: None,
+                            deliver: None,
                             headers: None,
                             payload: Bytes::from(body),
                         });
@@ -553,6 +606,8 @@ impl JetStream {
                     for a in acks {
                         fx.publish.push(Outgoing {
                             subject: a.reply,
+                            reply: None,
+                            deliver: None,
                             headers: None,
                             payload: a.payload,
                         });
@@ -608,6 +663,8 @@ fn republish(rp: &RePublish, name: &str, seq: u64, prev: u64, stream: &Stream) -
     };
     Some(Outgoing {
         subject: Bytes::from(dest),
+        reply: None,
+        deliver: None,
         headers: Some(Bytes::from(hdrs)),
         payload,
     })

@@ -3,6 +3,7 @@
 
 use super::api::detached;
 use super::*;
+use crate::jetstream::consumer_store::{Snapshot, StateFile};
 
 impl JetStream {
     // ----- recovery -----
@@ -38,6 +39,15 @@ impl JetStream {
                             file: format!("{dir}/index"),
                             offset: 0,
                             len: SEGMENT_READ_MAX,
+                        },
+                    ));
+                    let id = self.ids.alloc();
+                    self.recovering
+                        .insert(id, Recovering::ListConsumers(name.clone()));
+                    fx.storage.push((
+                        id,
+                        StorageOp::List {
+                            dir: format!("{dir}/obs"),
                         },
                     ));
                     let id = self.ids.alloc();
@@ -105,12 +115,71 @@ impl JetStream {
                     f.data.insert(seg, (from, data));
                 }
             }
+            (Recovering::ListConsumers(stream), StorageResult::Names(names)) => {
+                for name in names.into_iter().filter(|n| is_valid_name(n)) {
+                    let dir = crate::jetstream::consumer_store::consumer_dir(&stream, &name);
+                    for (file, step) in [
+                        (
+                            "meta.json",
+                            Recovering::ConsumerMeta {
+                                stream: stream.clone(),
+                                name: name.clone(),
+                            },
+                        ),
+                        (
+                            "state",
+                            Recovering::ConsumerState {
+                                stream: stream.clone(),
+                                name: name.clone(),
+                            },
+                        ),
+                    ] {
+                        let id = self.ids.alloc();
+                        self.recovering.insert(id, step);
+                        fx.storage.push((
+                            id,
+                            StorageOp::Read {
+                                file: format!("{dir}/{file}"),
+                                offset: 0,
+                                len: SEGMENT_READ_MAX,
+                            },
+                        ));
+                    }
+                }
+            }
+            (Recovering::ConsumerMeta { stream, name }, StorageResult::Data(data)) => {
+                match serde_json::from_slice::<deliver::ConsumerMeta>(&data) {
+                    Ok(meta) => {
+                        if let Some(f) = self.found.get_mut(&stream) {
+                            f.consumers.entry(name).or_default().0 = Some(meta);
+                        }
+                    }
+                    // A consumer whose create never completed (no answer was sent).
+                    Err(e) => tracing::warn!(
+                        "JetStream consumer '{stream} > {name}': unreadable meta.json ({e}); not restored"
+                    ),
+                }
+            }
+            (Recovering::ConsumerState { stream, name }, StorageResult::Data(data)) => {
+                if let Some(f) = self.found.get_mut(&stream) {
+                    f.consumers.entry(name).or_default().1 = Some(data);
+                }
+            }
+            // A consumer without a state file has acknowledged nothing yet.
+            (Recovering::ConsumerState { .. }, StorageResult::Error(_)) => {}
+            (step @ Recovering::ConsumerMeta { .. }, StorageResult::Error(e)) => {
+                tracing::warn!("JetStream recovery: {step:?} failed: {e}; consumer not restored");
+            }
             (step, StorageResult::Error(e)) => {
                 tracing::warn!("JetStream recovery: {step:?} failed: {e}");
                 let name = match &step {
                     Recovering::Meta(n) | Recovering::Index(n) | Recovering::ListLog(n) => Some(n),
-                    Recovering::Segment { stream, .. } => Some(stream),
-                    Recovering::ListStreams => None,
+                    Recovering::Segment { stream, .. } | Recovering::ListConsumers(stream) => {
+                        Some(stream)
+                    }
+                    Recovering::ConsumerMeta { .. }
+                    | Recovering::ConsumerState { .. }
+                    | Recovering::ListStreams => None,
                 };
                 if let Some(f) = name.and_then(|n| self.found.get_mut(n)) {
                     f.broken = Some(format!("{step:?} failed: {e}"));
@@ -254,13 +323,16 @@ impl JetStream {
             // What was read back may be only in the page cache (the process
             // was killed, the machine was not): make it durable before anything
             // relies on it, e.g. a duplicate's PubAck naming a recovered message.
-            // These syncs are outstanding like a flush's, so acks wait for them.
+            // These syncs are outstanding like a flush's, so acks wait for them,
+            // and consumers deliver the recovered messages once they completed.
+            let mut last_sync = None;
             for seg in all
                 .iter()
                 .filter(|s| **s >= from_seg && f.data.contains_key(s))
             {
                 let id = self.ids.alloc();
                 self.outstanding.insert(id);
+                last_sync = Some(id);
                 fx.storage.push((
                     id,
                     StorageOp::Sync {
@@ -297,14 +369,66 @@ impl JetStream {
             }
             let id = self.next_id;
             self.next_id += 1;
-            let stream = Stream::recovered(id, meta.config, meta.created, store, persist);
+            let mut stream = Stream::recovered(id, meta.config, meta.created, store, persist);
+            match last_sync {
+                Some(sync) => {
+                    self.durable_marks
+                        .insert(sync, (id, stream.store.last_seq()));
+                }
+                None => stream.durable_seq = stream.store.last_seq(),
+            }
             subscribe_stream(&stream.config, id, &mut fx.subscribe);
             tracing::info!(
                 "  Restored {} messages for stream '{name}'",
                 stream.store.len()
             );
-            self.streams.insert(name, stream);
+            self.streams.insert(name.clone(), stream);
+            self.restore_consumers(&name, f.consumers, fx);
         }
         self.ready = true;
+    }
+}
+
+impl JetStream {
+    /// Rebuild a recovered stream's durable consumers from their files. A
+    /// consumer's pending deliveries are due for redelivery at once.
+    fn restore_consumers(
+        &mut self,
+        stream: &str,
+        found: BTreeMap<String, (Option<deliver::ConsumerMeta>, Option<Bytes>)>,
+        fx: &mut Effects,
+    ) {
+        for (name, (meta, state)) in found {
+            let Some(meta) = meta else { continue };
+            let Some(s) = self.streams.get_mut(stream) else {
+                return;
+            };
+            if meta.config.consumer_name() != name {
+                tracing::warn!("JetStream consumer '{stream} > {name}': meta.json names another consumer; not restored");
+                continue;
+            }
+            let uid = self.next_uid;
+            self.next_uid += 1;
+            let mut c = Consumer::new(meta.config, meta.created, uid, &s.store);
+            let mut len = 0;
+            if let Some((snap, end)) = state.as_deref().and_then(Snapshot::decode_last) {
+                snap.restore(&mut c.acks, 0, 0);
+                c.restored();
+                len = end;
+            }
+            let file = StateFile::new(stream, &name, len);
+            if state.is_some() {
+                // Cut a torn tail off, so appends follow the last whole snapshot.
+                file.truncate(&mut self.ids, &mut fx.storage);
+            }
+            c.file = Some(file);
+            c.changed = false;
+            s.consumers.insert(name.clone(), c);
+            self.consumer_added(stream, &name, fx);
+        }
+        let n = self.streams.get(stream).map_or(0, |s| s.consumers.len());
+        if n > 0 {
+            tracing::info!("  Restored {n} consumers for stream '{stream}'");
+        }
     }
 }
