@@ -117,9 +117,9 @@ impl AckState {
         }
     }
 
-    /// Whether redeliveries are queued.
-    pub fn has_redeliveries(&self) -> bool {
-        !self.rdq.is_empty()
+    /// Redeliveries queued.
+    pub fn num_redeliveries_queued(&self) -> u64 {
+        self.rdq.len() as u64
     }
 
     /// Whether new deliveries must wait for acks (`max_ack_pending`; -1 or 0: no limit).

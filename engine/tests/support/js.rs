@@ -321,6 +321,37 @@ impl JsHarness {
         out
     }
 
+    /// Move the clock forward by `ns` nanoseconds, firing every server timer
+    /// that falls due on the way (at its own deadline).
+    pub fn advance(&mut self, ns: u64) {
+        let end = Instant(self.now.0 + ns);
+        while let Some(at) = self.server.poll_timeout() {
+            if at > end {
+                break;
+            }
+            self.now = self.now.max(at);
+            self.server.handle_timeout(self.now);
+            self.pump();
+        }
+        self.now = end;
+        self.server.handle_timeout(self.now);
+        self.pump();
+    }
+
+    /// Every MSG/HMSG the client received after byte `from` of the wire.
+    pub fn msgs_since(&self, from: usize) -> Vec<super::ParsedMsg> {
+        parse_msgs(&self.wire[from..])
+    }
+
+    /// A request whose replies (deliveries and status messages) are collected
+    /// from the wire: returns the wire offset before it was sent.
+    pub fn send_request(&mut self, subject: &str, reply: &str, body: &str) -> usize {
+        let mark = self.wire.len();
+        let frame = format!("PUB {subject} {reply} {}\r\n{body}\r\n", body.len());
+        self.send_raw(frame.as_bytes());
+        mark
+    }
+
     /// Power loss and restart: the disk crashes (see [`SimDisk::crash`]), the
     /// server is dropped, and a new one on the same disk recovers until ready and
     /// every storage operation it emitted has completed. Returns the torn bytes kept.

@@ -354,6 +354,7 @@ impl Consumer {
         &mut self,
         reply: &Bytes,
         body: &[u8],
+        stream_pending: u64,
         now: i64,
         interest: &mut dyn FnMut(&[u8]) -> bool,
         fx: &mut Effects,
@@ -379,7 +380,7 @@ impl Consumer {
             self.process_waiting(false, now, interest, fx);
         }
         if req.no_wait {
-            let pending = self.npc.map_or(0, |p| p.n) + u64::from(self.acks.has_redeliveries());
+            let pending = stream_pending + self.acks.num_redeliveries_queued();
             if pending == 0 && req.expires <= 0 {
                 return status(404, "No Messages", fx);
             }
@@ -515,23 +516,7 @@ impl Consumer {
                 }
             }
             let first = redelivery.is_none();
-            let mut pending = self.pending_now(store);
-            if first {
-                pending = pending.saturating_sub(1);
-                if let Some(pc) = self.npc.as_mut() {
-                    pc.n = pending;
-                }
-                if let Some((seqs, resume)) = self.skip.as_mut() {
-                    if seqs.front() == Some(&seq) {
-                        seqs.pop_front();
-                    }
-                    if seqs.is_empty() {
-                        let resume = *resume;
-                        self.skip = None;
-                        self.acks.skip_to(resume);
-                    }
-                }
-            }
+            let pending = self.pending_now(store).saturating_sub(u64::from(first));
             let dc = if first {
                 1
             } else {
@@ -592,6 +577,22 @@ impl Consumer {
                 headers,
                 payload,
             });
+            if first {
+                // Taken off the count only now that it went out.
+                if let Some(pc) = self.npc.as_mut() {
+                    pc.n = pending;
+                }
+                if let Some((seqs, resume)) = self.skip.as_mut() {
+                    if seqs.front() == Some(&seq) {
+                        seqs.pop_front();
+                    }
+                    if seqs.is_empty() {
+                        let resume = *resume;
+                        self.skip = None;
+                        self.acks.skip_to(resume);
+                    }
+                }
+            }
             self.acks.delivered(seq, now);
             // A delivery alone need not be durable (after a crash it is sent
             // again); with ack policy none it moves the ack floor.
@@ -1032,7 +1033,8 @@ impl JetStream {
         self.dirty.insert(uid);
         if subject.starts_with(NEXT_PREFIX) {
             if let Some(r) = reply {
-                c.next_request(r, body, now, interest, fx);
+                let pending = c.pending_now(&stream.store);
+                c.next_request(r, body, pending, now, interest, fx);
             }
             return;
         }
@@ -1062,7 +1064,8 @@ impl JetStream {
         } else if let Some(rest) = body.strip_prefix(b"+NXT") {
             acked = c.acks.ack(sseq, dseq).seqs;
             if let Some(r) = reply {
-                c.next_request(r, rest, now, interest, fx);
+                let pending = c.pending_now(&stream.store);
+                c.next_request(r, rest, pending, now, interest, fx);
             }
             reply_ok = false;
         } else if body.starts_with(b"-NAK") {
