@@ -529,3 +529,105 @@ fn kill9_rounds_keep_answered_acks() {
         assert!(!rest.is_empty() || acked_any.len() == 60);
     }
 }
+
+/// CC23: an ephemeral without a subscriber (push) or requests (pull) is
+/// removed after its inactive_threshold; activity keeps it.
+#[test]
+fn ephemerals_expire_after_inactive_threshold() {
+    let mut h = harness("memory", "limits");
+    let mk = |h: &mut JsHarness, cfg: Value| {
+        let r = h.request(
+            "$JS.API.CONSUMER.CREATE.S",
+            &json!({"stream_name": "S", "config": cfg}).to_string(),
+        );
+        r["name"].as_str().expect("ephemeral name").to_string()
+    };
+    let pull_name = mk(
+        &mut h,
+        json!({"ack_policy": "explicit", "inactive_threshold": SEC}),
+    );
+    let push_name = mk(
+        &mut h,
+        json!({"deliver_subject": "e.x", "inactive_threshold": SEC}),
+    );
+    let kept = mk(
+        &mut h,
+        json!({"deliver_subject": "e.y", "inactive_threshold": SEC}),
+    );
+    h.send_raw(b"SUB e.y 9\r\n");
+    h.advance(600 * MS);
+    // A waiting request is activity.
+    pull(&mut h, &pull_name, r#"{"batch":1,"expires":2000000000}"#);
+    h.advance(900 * MS);
+    let names = h.request("$JS.API.CONSUMER.NAMES.S", "");
+    let names: Vec<&str> = names["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&push_name.as_str()), "{names:?}");
+    assert!(names.contains(&pull_name.as_str()), "{names:?}");
+    assert!(names.contains(&kept.as_str()), "{names:?}");
+    // The request expires at 2.6 s; a second later the pull consumer goes too.
+    h.advance(2200 * MS);
+    let names = h.request("$JS.API.CONSUMER.NAMES.S", "");
+    assert_eq!(names["consumers"], json!([kept]), "{names}");
+}
+
+/// A purge acknowledges what it removed for every consumer (2.9.10's
+/// consumer purge): nothing is redelivered, the floor moves to it.
+#[test]
+fn purge_moves_consumers_past_removed_messages() {
+    let mut h = harness("file", "limits");
+    create(
+        &mut h,
+        "P",
+        json!({"ack_policy": "explicit", "ack_wait": SEC}),
+    );
+    publish_n(&mut h, "s.a", 5);
+    let (_, r) = pull(&mut h, "P", "3");
+    assert_eq!(deliveries(&r).len(), 3);
+    h.request("$JS.API.STREAM.PURGE.S", r#"{"seq":5}"#);
+    let i = info(&mut h, "P");
+    assert_eq!(i["num_ack_pending"], 0, "{i}");
+    assert_eq!(i["ack_floor"]["stream_seq"], 4, "{i}");
+    assert_eq!(i["num_pending"], 1, "{i}");
+    let mark = h.wire.len();
+    h.advance(2 * SEC);
+    let (_, r) = pull(&mut h, "P", r#"{"batch":5,"no_wait":true}"#);
+    let mut got: Vec<(u64, u64)> = deliveries(&replies(&h, mark))
+        .iter()
+        .map(|m| seq_dc(m))
+        .collect();
+    got.extend(deliveries(&r).iter().map(|m| seq_dc(m)));
+    got.dedup();
+    assert_eq!(got, [(5, 1)]);
+}
+
+/// PE6: replay original spaces deliveries as the messages were stored.
+#[test]
+fn replay_original_keeps_the_gaps() {
+    let mut h = harness("memory", "limits");
+    h.publish("s.a", b"1");
+    h.advance(500 * MS);
+    h.publish("s.a", b"2");
+    h.advance(300 * MS);
+    h.publish("s.a", b"3");
+    h.send_raw(b"SUB r.x 4\r\n");
+    let mark = h.wire.len();
+    create(
+        &mut h,
+        "R",
+        json!({"deliver_subject": "r.x", "replay_policy": "original"}),
+    );
+    assert_eq!(deliveries(&replies(&h, mark)).len(), 1);
+    h.advance(400 * MS);
+    assert_eq!(deliveries(&replies(&h, mark)).len(), 1, "second came early");
+    h.advance(150 * MS);
+    assert_eq!(deliveries(&replies(&h, mark)).len(), 2);
+    h.advance(200 * MS);
+    assert_eq!(deliveries(&replies(&h, mark)).len(), 2, "third came early");
+    h.advance(150 * MS);
+    assert_eq!(deliveries(&replies(&h, mark)).len(), 3);
+}

@@ -149,8 +149,16 @@ impl AckState {
                 self.rdq.pop_front();
                 self.rdq_set.remove(&seq);
                 exceeded.push((seq, dc - 1));
-                // Counted as handled: it is never delivered again.
-                self.settle(seq);
+                // It is never delivered again. With explicit acks it counts
+                // as handled for the floor; with ack all the floor moves only
+                // by acks (a drop must not lift it over earlier pending ones).
+                if self.policy == AckPolicy::Explicit {
+                    self.settle(seq);
+                } else if let Some(p) = self.pending.remove(&seq) {
+                    if let Some(d) = p.deadline {
+                        self.deadlines.remove(&(d, seq));
+                    }
+                }
                 continue;
             }
             return Some(seq);
@@ -260,8 +268,12 @@ impl AckState {
                             self.deadlines.remove(&(d, *s));
                         }
                     }
-                    self.rdc.remove(s);
                     self.unqueue(*s);
+                }
+                // Redelivery counts of everything covered go, dropped ones included.
+                let counted: Vec<u64> = self.rdc.range(from..=sseq).map(|(s, _)| *s).collect();
+                for s in counted {
+                    self.rdc.remove(&s);
                 }
                 Acked {
                     seqs: (from..=sseq).collect(),
@@ -348,6 +360,31 @@ impl AckState {
     pub fn forget(&mut self, sseq: u64) {
         self.settle(sseq);
         self.rdc.remove(&sseq);
+    }
+
+    /// The stream was purged up to `first` (its new first sequence): what
+    /// lay below is acknowledged for this consumer, as 2.9.10's consumer
+    /// `purge` does.
+    pub fn purged(&mut self, first: u64) {
+        self.sseq = self.sseq.max(first);
+        if self.floor_sseq >= first.saturating_sub(1) {
+            return;
+        }
+        self.floor_sseq = first - 1;
+        let below: Vec<u64> = self.pending.range(..first).map(|(s, _)| *s).collect();
+        for s in below {
+            if let Some(p) = self.pending.remove(&s) {
+                self.floor_dseq = self.floor_dseq.max(p.dseq);
+                if let Some(d) = p.deadline {
+                    self.deadlines.remove(&(d, s));
+                }
+            }
+            self.rdc.remove(&s);
+            self.unqueue(s);
+        }
+        if self.pending.is_empty() {
+            self.floor_dseq = self.dseq - 1;
+        }
     }
 
     /// Restore a pending delivery read back from disk (redelivered after `deadline`).

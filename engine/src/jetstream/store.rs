@@ -443,6 +443,11 @@ impl MsgStore {
         self.removals
     }
 
+    /// The messages held from `seq` on, in order.
+    pub fn iter_from(&self, seq: u64) -> impl Iterator<Item = &MsgMeta> {
+        self.msgs.range(seq..).map(|(_, m)| m)
+    }
+
     /// The first sequence held at or after `seq`.
     pub fn next_held(&self, seq: u64) -> Option<u64> {
         self.msgs.range(seq..).next().map(|(s, _)| *s)

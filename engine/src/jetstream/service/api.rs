@@ -391,6 +391,16 @@ impl JetStream {
                 p.log_next(next_after);
             }
         }
+        let first = match stream.store.is_empty() {
+            true => stream.store.last_seq() + 1,
+            false => stream.store.first_seq(),
+        };
+        for c in stream.consumers.values_mut() {
+            c.acks.purged(first);
+            c.changed = true;
+        }
+        let id = stream.id;
+        self.stream_changed(id);
         fx.reply(reply, &StreamPurgeResponse::ok(removed.seqs.len() as u64));
     }
 

@@ -25,7 +25,7 @@
 //! Not done: `rate_limit_bps` and `sample_freq` are accepted and stored but
 //! have no effect.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use rand::Rng;
 
@@ -39,6 +39,13 @@ use crate::jetstream::consumer_store::{Snapshot, StateFile};
 
 /// Messages one consumer sends in one pump before yielding.
 pub const PUMP_BUDGET: usize = 4096;
+/// A durable consumer's changed state is written at most this long (ns)
+/// after the change, or at once for an AckSync.
+const STATE_WRITE_DELAY: i64 = 50_000_000;
+/// Messages a consumer reads back from the log ahead of sending them ...
+const READ_AHEAD: usize = 128;
+/// ... and at most this many bytes of them.
+const READ_AHEAD_BYTES: u64 = 4 * 1024 * 1024;
 /// Flow control: the largest window of unacknowledged push bytes
 /// (`JsFlowControlMaxPending`); the window starts at a sixteenth of it and
 /// doubles with every flow-control reply.
@@ -114,16 +121,19 @@ pub struct Consumer {
     hb_next: Option<i64>,
     /// Since when an ephemeral has had no interest (push) or no requests (pull).
     idle_since: Option<i64>,
-    /// A message read back from the log for this consumer, in flight.
-    pub(super) reading: Option<u64>,
-    /// The message that read returned (used once, if still wanted).
-    fetched: Option<StoredMsg>,
+    /// Reads of messages from the log for this consumer in flight.
+    pub(super) reading: usize,
+    /// Messages read back (or held back by replay pacing), used once each;
+    /// at most [`READ_AHEAD`] of them.
+    fetched: BTreeMap<u64, StoredMsg>,
     replay: Option<Replay>,
     npc: Option<PendingCount>,
     /// Delivery or ack state changed since it was last written.
     pub(super) changed: bool,
     /// Durable consumers of file-backed streams: where their state is written.
     pub(super) file: Option<StateFile>,
+    /// When the oldest change not yet written was seen by a flush.
+    changed_at: Option<i64>,
 }
 
 /// Why a pump of one consumer stopped early.
@@ -131,8 +141,8 @@ pub struct Consumer {
 struct PumpOut {
     /// Budget used up: pump again at once.
     more: bool,
-    /// Read this sequence back from the log.
-    read: Option<u64>,
+    /// Read these sequences back from the log.
+    read: Vec<u64>,
     /// Sequences acknowledged by delivery (ack policy none on an interest or
     /// work-queue stream).
     acked: Vec<u64>,
@@ -172,12 +182,13 @@ impl Consumer {
             active: false,
             hb_next: None,
             idle_since: Some(created),
-            reading: None,
-            fetched: None,
+            reading: 0,
+            fetched: BTreeMap::new(),
             replay,
             npc: None,
             changed: true,
             file: None,
+            changed_at: None,
         }
     }
 
@@ -499,9 +510,11 @@ impl Consumer {
                     }
                 }
             };
-            let fetched = self.fetched.take().filter(|m| m.seq == seq);
-            let Some(msg) = store.get(seq).or(fetched) else {
-                out.read = Some(seq);
+            let fetched = self.fetched.remove(&seq);
+            let Some(msg) = fetched.or_else(|| store.get(seq)) else {
+                if self.reading == 0 {
+                    out.read = self.read_plan(seq, redelivery.is_none(), store, stream.last);
+                }
                 break;
             };
             // Original replay: wait out the gap to the previous message.
@@ -510,7 +523,7 @@ impl Consumer {
                     let due = r.last_sent.saturating_add(msg.ts.saturating_sub(r.last_ts));
                     if due > now.saturating_add(1_000_000) {
                         r.wake = Some(due);
-                        self.fetched = Some(msg);
+                        self.fetched.insert(seq, msg);
                         break;
                     }
                 }
@@ -685,6 +698,32 @@ impl Consumer {
             && self
                 .idle_since
                 .is_some_and(|t| now >= t.saturating_add(self.config.inactive_threshold))
+    }
+
+    /// What to read back from the log when `seq` is not cached: it, and
+    /// (for a first delivery) the next messages this consumer will send that
+    /// are not cached either, up to [`READ_AHEAD`] messages or
+    /// [`READ_AHEAD_BYTES`].
+    fn read_plan(&self, seq: u64, first: bool, store: &MsgStore, last: u64) -> Vec<u64> {
+        let mut plan = vec![seq];
+        if !first || self.skip.is_some() {
+            return plan;
+        }
+        let filters = filter_bytes(&self.config);
+        let mut bytes = 0u64;
+        for m in store.iter_from(seq + 1) {
+            if m.seq > last || plan.len() >= READ_AHEAD || bytes >= READ_AHEAD_BYTES {
+                break;
+            }
+            if !filters.is_empty() && !filters.iter().any(|f| subject_matches(f, &m.subject)) {
+                continue;
+            }
+            if !store.is_cached(m.seq) && !self.fetched.contains_key(&m.seq) {
+                bytes += u64::from(m.hdr_len) + u64::from(m.data_len);
+                plan.push(m.seq);
+            }
+        }
+        plan
     }
 
     /// The next message to send for the first time, at most `last`.
@@ -899,9 +938,13 @@ fn nak_delay(body: &[u8]) -> Option<i64> {
 }
 
 impl JetStream {
-    /// Write the state of durable consumers whose state changed (one snapshot
-    /// each); held AckSync replies wait for the write that holds their ack.
-    pub(super) fn flush_consumers(&mut self, fx: &mut Effects) {
+    /// Write the state of durable consumers whose state changed (one
+    /// snapshot each): at once when an AckSync waits for it, otherwise once
+    /// the first unwritten change is [`STATE_WRITE_DELAY`] old (plain acks
+    /// are final when written, and are not worth an fsync each). Held AckSync
+    /// replies wait for the write that holds their ack.
+    pub(super) fn flush_consumers(&mut self, now: i64, fx: &mut Effects) {
+        let mut due: Option<i64> = None;
         for s in self.streams.values_mut() {
             if s.persist.is_none() {
                 continue;
@@ -910,13 +953,22 @@ impl JetStream {
                 let Some(f) = c.file.as_mut().filter(|_| c.changed) else {
                     continue;
                 };
+                let since = *c.changed_at.get_or_insert(now);
+                let held = self.consumer_acks.contains_key(&c.uid);
+                if !held && now < since.saturating_add(STATE_WRITE_DELAY) {
+                    let at = since.saturating_add(STATE_WRITE_DELAY);
+                    due = Some(due.map_or(at, |d| d.min(at)));
+                    continue;
+                }
                 c.changed = false;
+                c.changed_at = None;
                 let id = f.write(&Snapshot::of(&c.acks), &mut self.ids, &mut fx.storage);
                 if let Some(held) = self.consumer_acks.remove(&c.uid) {
                     self.waiting.entry(id).or_default().extend(held);
                 }
             }
         }
+        self.state_due = due;
     }
 
     /// Give a new durable consumer of a file-backed stream its files; returns
@@ -950,9 +1002,9 @@ impl JetStream {
         let name = c.config.consumer_name();
         let t = Target::Consumer(c.uid);
         let mut subs = vec![(t, format!("{ACK_PREFIX}{stream}.{name}.>"))];
-        if c.config.is_pull() {
-            subs.push((t, format!("{NEXT_PREFIX}{stream}.{name}")));
-        } else if c.config.flow_control {
+        // Push consumers answer pull requests with 409 (2.9.10 does too).
+        subs.push((t, format!("{NEXT_PREFIX}{stream}.{name}")));
+        if c.config.flow_control {
             subs.push((t, format!("{FC_PREFIX}{stream}.{name}.>")));
         }
         subs
@@ -1149,9 +1201,7 @@ impl JetStream {
             let Some(c) = stream.consumers.get_mut(cname) else {
                 continue;
             };
-            if c.reading.is_some() {
-                continue;
-            }
+
             let view = StreamView {
                 name: sname,
                 store: view_store,
@@ -1162,15 +1212,13 @@ impl JetStream {
             if out.more {
                 self.again.insert(uid);
             }
-            if let Some(seq) = out.read {
-                c.reading = Some(seq);
-            }
+            c.reading += out.read.len();
             let (sname, cname) = (sname.clone(), cname.clone());
             if !out.acked.is_empty() {
                 let removed = stream.acked(&cname, &out.acked);
                 stream.log_removed(&removed);
             }
-            if let Some(seq) = out.read {
+            for seq in out.read {
                 self.read_for_consumer(&sname, uid, seq, fx);
             }
             if out.expired {
@@ -1187,10 +1235,12 @@ impl JetStream {
             }
         }
         self.dirty.append(&mut self.again);
+        // Consumers waiting for reads are looked at when they complete.
         self.next_consumer_deadline = self
             .streams
             .values()
             .flat_map(|s| s.consumers.values())
+            .filter(|c| c.reading == 0)
             .filter_map(Consumer::next_deadline)
             .min();
         if !self.dirty.is_empty() {
@@ -1200,7 +1250,8 @@ impl JetStream {
     }
 
     /// Read back a message a consumer wants from the log (a record still
-    /// queued for writing is decoded at once).
+    /// queued for writing is decoded at once). The consumer counted it in
+    /// `reading`; every path ends in [`JetStream::consumer_read_done`].
     fn read_for_consumer(&mut self, stream: &str, uid: u64, seq: u64, fx: &mut Effects) {
         let Some(s) = self.streams.get_mut(stream) else {
             return;
@@ -1224,13 +1275,9 @@ impl JetStream {
                     },
                 );
             }
-            // Too many reads in flight: try again at the next pump.
-            Some(Ok(_)) => {
-                if let Some(c) = s.consumers.values_mut().find(|c| c.uid == uid) {
-                    c.reading = None;
-                }
-                self.again.insert(uid);
-            }
+            // Too many reads in flight: this one is tried again after one
+            // of the consumer's others completes (or at its next wake-up).
+            Some(Ok(_)) => self.consumer_read_done(uid, None),
             Some(Err(record)) => {
                 let m = api::record_msg(&record, seq);
                 self.consumer_read_done(uid, m);
@@ -1238,22 +1285,44 @@ impl JetStream {
             None => {
                 tracing::warn!("JetStream stream '{stream}': message {seq} has no readable record");
                 if let Some(c) = s.consumers.values_mut().find(|c| c.uid == uid) {
-                    c.reading = None;
                     c.acks.forget(seq);
                     c.acks.skip_to(seq + 1);
                 }
-                self.again.insert(uid);
+                self.consumer_read_done(uid, None);
             }
         }
     }
 
-    /// A read for consumer `uid` completed, with the message when it succeeded.
+    /// A read for consumer `uid` completed, with the message when it
+    /// succeeded. The consumer looks again once its last read is in.
     pub(super) fn consumer_read_done(&mut self, uid: u64, msg: Option<StoredMsg>) {
-        if let Some((s, c)) = self.consumer_at.get(&uid) {
-            if let Some(c) = self.streams.get_mut(s).and_then(|s| s.consumers.get_mut(c)) {
-                c.reading = None;
-                c.fetched = msg;
+        let Some((s, c)) = self.consumer_at.get(&uid) else {
+            return;
+        };
+        let Some(c) = self.streams.get_mut(s).and_then(|s| s.consumers.get_mut(c)) else {
+            return;
+        };
+        c.reading = c.reading.saturating_sub(1);
+        match msg {
+            Some(m) => {
+                if c.fetched.len() >= READ_AHEAD * 2 {
+                    // Drop what it no longer needs; if that is not enough,
+                    // everything (it is only a read-ahead).
+                    let (next, acks) = (c.acks.sseq, &c.acks);
+                    c.fetched.retain(|&s, _| s >= next || acks.is_pending(s));
+                    if c.fetched.len() >= READ_AHEAD * 2 {
+                        c.fetched.clear();
+                    }
+                }
+                c.fetched.insert(m.seq, m);
             }
+            // Not read (too many reads in flight): look again after the next
+            // read of any consumer completes.
+            None => {
+                self.starved.insert(uid);
+            }
+        }
+        if c.reading == 0 && !self.starved.contains(&uid) {
             self.dirty.insert(uid);
         }
     }

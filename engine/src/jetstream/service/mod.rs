@@ -261,6 +261,11 @@ pub struct JetStream {
     /// Consumers to look at in the next pump, and those to look at again.
     dirty: BTreeSet<u64>,
     again: BTreeSet<u64>,
+    /// When a durable consumer's delayed state write is due.
+    state_due: Option<i64>,
+    /// Consumers whose read was refused (too many in flight): dirty again
+    /// when any read completes.
+    starved: BTreeSet<u64>,
     /// The earliest consumer deadline (ack wait, request expiry, heartbeat).
     next_consumer_deadline: Option<i64>,
     /// AckSync replies waiting for their consumer's state to be written, by uid.
@@ -297,6 +302,8 @@ impl JetStream {
             next_uid: 1,
             dirty: BTreeSet::new(),
             again: BTreeSet::new(),
+            starved: BTreeSet::new(),
+            state_due: None,
             next_consumer_deadline: None,
             consumer_acks: BTreeMap::new(),
             durable_marks: BTreeMap::new(),
@@ -465,7 +472,7 @@ impl JetStream {
                 self.log_writes.insert(w, sync);
             }
         }
-        self.flush_consumers(fx);
+        self.flush_consumers(now, fx);
         if !sync && last_sync.is_some() && self.unsynced_since.is_none() {
             self.unsynced_since = Some(now);
         }
@@ -500,7 +507,7 @@ impl JetStream {
         let sync = self
             .unsynced_since
             .map(|t| t.saturating_add(self.cfg.sync_interval_ns));
-        [expiry, sync, self.next_consumer_deadline]
+        [expiry, sync, self.next_consumer_deadline, self.state_due]
             .into_iter()
             .flatten()
             .min()
@@ -543,6 +550,7 @@ impl JetStream {
     /// A storage operation completed.
     pub fn storage_done(&mut self, id: StorageId, result: StorageResult, fx: &mut Effects) {
         if let Some(read) = self.reads.remove(&id) {
+            self.dirty.append(&mut self.starved);
             return self.read_done(read, result, fx);
         }
         if let Some((sid, seq)) = self.durable_marks.remove(&id) {
