@@ -10,6 +10,9 @@ Credentials and subjects match the catalogue in conformance/src/lib.rs
 """
 
 import asyncio
+import base64
+import datetime
+import hashlib
 import json
 import os
 import sys
@@ -20,7 +23,15 @@ from urllib.parse import urlparse
 import nats
 from nats import errors
 from nats.js import errors as js_errors
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 
 WAIT = 5.0
 QUIET = 0.2
@@ -837,6 +848,745 @@ async def js_get_and_purge():
     await nc.close()
 
 
+# JetStream consumers, key-value and object store (the same scenarios as the
+# nats.go program's consumers.go and kv.go, names as in the async-nats
+# consumers.rs and kv.rs).
+
+
+# Note: nats-py's fetch() raises a plain asyncio.TimeoutError on some paths
+# (not nats.errors.TimeoutError, which is a subclass of it), so fetch
+# timeouts are caught as asyncio.TimeoutError.
+
+
+def meta_str(m):
+    md = m.metadata
+    return f"stream seq {md.sequence.stream} consumer seq {md.sequence.consumer} delivered {md.num_delivered}"
+
+
+def consumer_state(ci):
+    return (
+        f"delivered={ci.delivered.stream_seq} ack_floor={ci.ack_floor.stream_seq} "
+        f"num_pending={ci.num_pending} num_ack_pending={ci.num_ack_pending}"
+    )
+
+
+def check_consumer(ci, delivered, ack_floor, pending, ack_pending, what):
+    want = f"delivered={delivered} ack_floor={ack_floor} num_pending={pending} num_ack_pending={ack_pending}"
+    check(consumer_state(ci) == want, f"{what}: consumer {consumer_state(ci)}, want {want}")
+
+
+async def poll_consumer(js, stream, name, ok):
+    """Consumer info, polled until `ok` holds (bounded by WAIT)."""
+    deadline = time.monotonic() + WAIT
+    ci = await js.consumer_info(stream, name)
+    while not ok(ci) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        ci = await js.consumer_info(stream, name)
+    return ci
+
+
+async def js_pull_work_queue():
+    """A work-queue stream with one durable pull consumer shared by two
+    workers (each on its own connection, asyncio tasks) fetching batches:
+    every job is processed exactly once, the stream ends empty, the consumer
+    has nothing pending."""
+    nc, js = await js_connect()
+    await js.add_stream(name="WQ", subjects=["wq.>"], retention=RetentionPolicy.WORK_QUEUE, storage=StorageType.FILE)
+    ci = await js.add_consumer("WQ", durable_name="WORKERS", ack_policy=AckPolicy.EXPLICIT)
+    check(ci.name == "WORKERS" and ci.config.ack_policy == AckPolicy.EXPLICIT, f"consumer {ci.config}")
+    n = 120
+    step(f"publish {n} jobs")
+    futs = [await js.publish_async("wq.job", str(i).encode()) for i in range(n)]
+    await asyncio.wait_for(asyncio.gather(*futs), WAIT)
+    check_counts((await js.stream_info("WQ")).state, n, 1, n, "before the workers")
+    check_consumer(await js.consumer_info("WQ", "WORKERS"), 0, 0, n, 0, "before the workers")
+
+    step("two workers fetch batches and ack")
+    conns, subs = [], []
+    for _ in range(2):
+        wnc, wjs = await js_connect()
+        conns.append(wnc)
+        subs.append(await wjs.pull_subscribe_bind("WORKERS", stream="WQ"))
+    owner = {}
+    counts = [0, 0]
+    deadline = time.monotonic() + 15
+
+    async def worker(w):
+        while len(owner) < n:
+            check(time.monotonic() < deadline, f"worker {w}: jobs not all processed in time")
+            try:
+                msgs = await subs[w].fetch(7, timeout=0.5)
+            except asyncio.TimeoutError:
+                continue
+            check(1 <= len(msgs) <= 7, f"worker {w}: batch of {len(msgs)}")
+            for m in msgs:
+                md = m.metadata
+                i = int(m.data)
+                check(md.stream == "WQ" and md.consumer == "WORKERS", f"metadata {md}")
+                check(md.sequence.stream == i + 1, f"job {i} has stream sequence {md.sequence.stream}")
+                check(md.num_delivered == 1, f"job {i} delivered {md.num_delivered} times")
+                check(i not in owner, f"job {i} processed twice (workers {owner.get(i)} and {w})")
+                owner[i] = w
+                counts[w] += 1
+                # One worker acks fire-and-forget, the other waits for the
+                # server's confirmation.
+                if w == 0:
+                    await m.ack()
+                else:
+                    await m.ack_sync()
+
+    await asyncio.gather(worker(0), worker(1))
+    step(f"jobs per worker {counts}")
+    check(len(owner) == n, f"{len(owner)} distinct jobs processed, want {n}")
+    check(counts[0] > 0 and counts[1] > 0, f"both workers must get jobs: {counts}")
+    for w, sub in enumerate(subs):
+        try:
+            msgs = await sub.fetch(1, timeout=0.3)
+        except asyncio.TimeoutError:
+            continue
+        raise Failure(f"worker {w}: fetch after all jobs got {[meta_str(m) for m in msgs]}")
+
+    step("stream is empty, consumer has nothing pending")
+    deadline = time.monotonic() + WAIT
+    st = (await js.stream_info("WQ")).state
+    while st.messages != 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        st = (await js.stream_info("WQ")).state
+    check_state(st, 0, 0, n + 1, n, "after the workers")
+    ci = await poll_consumer(js, "WQ", "WORKERS", lambda ci: ci.num_ack_pending == 0)
+    check_consumer(ci, n, n, 0, 0, "after the workers")
+    check(ci.num_redelivered == 0, f"num_redelivered {ci.num_redelivered}")
+    for c in conns + [nc]:
+        await c.close()
+
+
+async def js_push_durable_resume():
+    """A durable push consumer with a deliver subject (ack_wait 1s): the first
+    connection gets all 10 messages, acks 1..5 and closes; a new connection
+    binds to the same durable and gets exactly 6..10 (redelivered, so
+    num_delivered 2), and nothing more once it has acked them."""
+    nc, js = await js_connect()
+    await js.add_stream(name="PUSH", subjects=["push.>"], storage=StorageType.FILE)
+    for i in range(1, 11):
+        await js.publish("push.m", f"m{i}".encode())
+    ci = await js.add_consumer(
+        "PUSH",
+        durable_name="RESUME",
+        deliver_subject="deliver.resume",
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=1.0,
+    )
+    check(ci.config.deliver_subject == "deliver.resume" and ci.config.ack_wait == 1.0, f"consumer {ci.config}")
+    check(not ci.push_bound, "push_bound before any subscription")
+
+    step("first connection gets 1..10, acks 1..5")
+    nc1, js1 = await js_connect()
+    sub1 = await js1.subscribe("push.>", durable="RESUME", stream="PUSH")
+    for i in range(1, 11):
+        m = await next_msg(sub1)
+        md = m.metadata
+        check(
+            (md.sequence.stream, md.sequence.consumer, md.num_delivered) == (i, i, 1),
+            f"first connection message {i}: {meta_str(m)}",
+        )
+        check(m.data == f"m{i}".encode(), f"payload {m.data!r}")
+        if i <= 5:
+            await m.ack_sync()
+    ci = await poll_consumer(js, "PUSH", "RESUME", lambda ci: ci.push_bound)
+    check(ci.push_bound, "push_bound while the first connection is subscribed")
+    try:
+        await js.subscribe("push.>", durable="RESUME", stream="PUSH")
+    except js_errors.Error as e:
+        check("already bound" in str(e), f"second bind while bound: {e}")
+    else:
+        raise Failure("a second subscription to a bound push consumer must be refused")
+    check_consumer(ci, 10, 5, 0, 5, "after acking half")
+    await nc1.close()
+
+    step("the consumer is unbound once the first connection is gone")
+    ci = await poll_consumer(js, "PUSH", "RESUME", lambda ci: not ci.push_bound)
+    check(not ci.push_bound, "push_bound after the first connection closed")
+
+    step("second connection gets exactly 6..10")
+    nc2, js2 = await js_connect()
+    sub2 = await js2.subscribe("push.>", durable="RESUME", stream="PUSH")
+    for i in range(6, 11):
+        m = await next_msg(sub2)
+        md = m.metadata
+        check(
+            (md.sequence.stream, md.num_delivered) == (i, 2),
+            f"second connection: {meta_str(m)}, want stream seq {i} delivered 2",
+        )
+        check(m.data == f"m{i}".encode(), f"payload {m.data!r}")
+        await m.ack_sync()
+    # Longer than ack_wait: nothing acked comes back.
+    await no_msg(sub2, 1.5)
+    check_consumer(await js.consumer_info("PUSH", "RESUME"), 10, 10, 0, 0, "after the second connection")
+    await nc2.close()
+    await nc.close()
+
+
+async def js_deliver_policies():
+    """Every deliver policy, with and without a filter subject: exactly which
+    stream sequences arrive, with consumer sequences and num_pending."""
+    nc, js = await js_connect()
+    await js.add_stream(name="DP", subjects=["dp.>"], storage=StorageType.FILE)
+    stored = {1: ("dp.a", b"a1"), 2: ("dp.b", b"b1"), 3: ("dp.a", b"a2"), 4: ("dp.c", b"c1"), 5: ("dp.b", b"b2")}
+    start_time = None
+    for seq in range(1, 6):
+        if seq == 4:
+            await asyncio.sleep(0.1)
+            start_time = datetime.datetime.now(datetime.timezone.utc)
+            await asyncio.sleep(0.1)
+        ack = await js.publish(stored[seq][0], stored[seq][1])
+        check(ack.seq == seq, f"ack {ack}")
+
+    async def expect(what, sub, want):
+        for i, seq in enumerate(want):
+            m = await next_msg(sub)
+            md = m.metadata
+            check(
+                md.sequence.stream == seq, f"{what}: message {i + 1} has stream seq {md.sequence.stream}, want {want}"
+            )
+            check((m.subject, m.data) == stored[seq], f"{what}: seq {seq} is {m.subject} {m.data!r}")
+            check(md.sequence.consumer == i + 1, f"{what}: seq {seq} has consumer seq {md.sequence.consumer}")
+            check(md.num_delivered == 1, f"{what}: seq {seq} delivered {md.num_delivered} times")
+            pending = len(want) - i - 1
+            check(md.num_pending == pending, f"{what}: seq {seq} has num_pending {md.num_pending}, want {pending}")
+        await no_msg(sub)
+
+    # Each consumer is created before anything listens on its deliver
+    # subject, so its num_pending is that of a consumer that has delivered
+    # nothing yet; then a subscription binds to it.
+    D = DeliverPolicy
+    cases = [
+        ("all", dict(deliver_policy=D.ALL), [1, 2, 3, 4, 5]),
+        ("last", dict(deliver_policy=D.LAST), [5]),
+        ("last_per_subject", dict(deliver_policy=D.LAST_PER_SUBJECT, filter_subject="dp.>"), [3, 4, 5]),
+        ("by_start_sequence 3", dict(deliver_policy=D.BY_START_SEQUENCE, opt_start_seq=3), [3, 4, 5]),
+        ("by_start_time", dict(deliver_policy=D.BY_START_TIME, opt_start_time=start_time), [4, 5]),
+        ("all, filter dp.a", dict(deliver_policy=D.ALL, filter_subject="dp.a"), [1, 3]),
+        ("last, filter dp.a", dict(deliver_policy=D.LAST, filter_subject="dp.a"), [3]),
+        (
+            "by_start_sequence 2, filter dp.a",
+            dict(deliver_policy=D.BY_START_SEQUENCE, opt_start_seq=2, filter_subject="dp.a"),
+            [3],
+        ),
+        (
+            "by_start_time, filter dp.b",
+            dict(deliver_policy=D.BY_START_TIME, opt_start_time=start_time, filter_subject="dp.b"),
+            [5],
+        ),
+        ("last_per_subject, filter dp.b", dict(deliver_policy=D.LAST_PER_SUBJECT, filter_subject="dp.b"), [5]),
+    ]
+    for i, (what, params, want) in enumerate(cases):
+        step(what)
+        name = f"DP{i}"
+        # name and durable_name: nats-py creates it with
+        # $JS.API.CONSUMER.CREATE.<stream>.<name>[.<filter>].
+        ci = await js.add_consumer(
+            "DP",
+            name=name,
+            durable_name=name,
+            deliver_subject=nc.new_inbox(),
+            ack_policy=AckPolicy.NONE,
+            **params,
+        )
+        check(
+            ci.config.deliver_policy == params["deliver_policy"]
+            and ci.config.filter_subject == params.get("filter_subject"),
+            f"{what}: consumer config {ci.config}",
+        )
+        check(
+            (ci.num_pending, ci.delivered.consumer_seq) == (len(want), 0),
+            f"{what}: new consumer num_pending {ci.num_pending} delivered {ci.delivered.consumer_seq}, "
+            f"want {len(want)} and 0",
+        )
+        sub = await js.subscribe_bind("DP", ci.config, name)
+        await expect(what, sub, want)
+        # delivered.stream_seq: nats-server reports the last stream sequence
+        # it looked at (5, past messages the filter skipped), at least the
+        # last one delivered.
+        ci = await js.consumer_info("DP", name)
+        check(
+            ci.num_pending == 0 and ci.delivered.consumer_seq == len(want) and want[-1] <= ci.delivered.stream_seq <= 5,
+            f"{what}: consumer num_pending {ci.num_pending} delivered "
+            f"{ci.delivered.consumer_seq}/{ci.delivered.stream_seq}, want 0 and {len(want)}/{want[-1]}..5",
+        )
+        await sub.unsubscribe()
+        check(await js.delete_consumer("DP", name) is True, f"{what}: delete consumer")
+
+    step("new")
+    sub = await js.subscribe(
+        "dp.>", stream="DP", deliver_policy=D.NEW, config=ConsumerConfig(ack_policy=AckPolicy.NONE)
+    )
+    await no_msg(sub)
+    stored[6] = ("dp.c", b"c2")
+    await js.publish("dp.c", b"c2")
+    await expect("new", sub, [6])
+    await sub.unsubscribe()
+    await nc.close()
+
+
+async def js_nak_redelivery():
+    """A pull consumer with ack_wait 1s: NAK -> redelivered at once with
+    num_delivered 2; NAK with a delay longer than ack_wait (nats-py 2.16's
+    `nak(delay=)`) -> not before the delay; no ack -> redelivered after
+    ack_wait; in_progress pushes the deadline back; term -> never again
+    (and the MSG_TERMINATED advisory)."""
+    nc, js = await js_connect()
+    await js.add_stream(name="NAK", subjects=["nak.>"], storage=StorageType.FILE)
+    await js.add_consumer("NAK", durable_name="NAKC", ack_policy=AckPolicy.EXPLICIT, ack_wait=1.0)
+    term = await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.NAK.NAKC")
+    await sync(nc)
+    sub = await js.pull_subscribe_bind("NAKC", stream="NAK")
+
+    async def publish(seq):
+        ack = await js.publish("nak.x", f"n{seq}".encode())
+        check(ack.seq == seq, f"ack {ack}")
+
+    async def fetch(what, timeout, seq, dc):
+        """The next message within `timeout`: stream seq `seq`, delivered `dc` times."""
+        try:
+            msgs = await sub.fetch(1, timeout=timeout)
+        except asyncio.TimeoutError:
+            raise Failure(f"{what}: no message within {timeout}s")
+        check(len(msgs) == 1, f"{what}: {len(msgs)} messages")
+        m = msgs[0]
+        md = m.metadata
+        check(
+            (md.sequence.stream, md.num_delivered) == (seq, dc),
+            f"{what}: {meta_str(m)}, want stream seq {seq} delivered {dc}",
+        )
+        check(m.data == f"n{seq}".encode(), f"{what}: payload {m.data!r}")
+        return m
+
+    async def none(what, timeout):
+        try:
+            msgs = await sub.fetch(1, timeout=timeout)
+        except asyncio.TimeoutError:
+            return
+        raise Failure(f"{what}: got {meta_str(msgs[0])} too early")
+
+    step("nak")
+    await publish(1)
+    m = await fetch("first delivery", WAIT, 1, 1)
+    check(m.metadata.sequence.consumer == 1, f"consumer seq {m.metadata.sequence.consumer}")
+    t0 = time.monotonic()
+    await m.nak()
+    m = await fetch("after nak", WAIT, 1, 2)
+    el = time.monotonic() - t0
+    check(el < 0.8, f"redelivery after a nak took {el:.3f}s (ack_wait is 1s)")
+    check(m.metadata.sequence.consumer == 2, f"redelivery consumer seq {m.metadata.sequence.consumer}")
+    await m.ack_sync()
+
+    step("nak with a delay of 1.5s (ack_wait 1s)")
+    await publish(2)
+    m = await fetch("first delivery", WAIT, 2, 1)
+    t0 = time.monotonic()
+    await m.nak(delay=1.5)
+    await none("before the nak delay", 1.2)
+    m = await fetch("after the nak delay", WAIT, 2, 2)
+    el = time.monotonic() - t0
+    check(el >= 1.5, f"redelivered {el:.3f}s after a nak with a 1.5s delay")
+    await m.ack_sync()
+
+    step("no ack: redelivered after ack_wait")
+    await publish(3)
+    await fetch("first delivery", WAIT, 3, 1)
+    t0 = time.monotonic()
+    await none("before ack_wait", 0.7)
+    m = await fetch("after ack_wait", WAIT, 3, 2)
+    el = time.monotonic() - t0
+    check(el >= 0.95, f"redelivered {el:.3f}s after delivery (ack_wait 1s)")
+    await m.ack_sync()
+
+    step("in progress extends the deadline")
+    await publish(4)
+    m = await fetch("first delivery", WAIT, 4, 1)
+    t0 = time.monotonic()
+    await asyncio.sleep(0.6)
+    await m.in_progress()
+    await none("before the extended deadline", 0.8)
+    m = await fetch("after the extended deadline", WAIT, 4, 2)
+    el = time.monotonic() - t0
+    check(el >= 1.5, f"redelivered {el:.3f}s after delivery, in progress at 0.6s (ack_wait 1s)")
+    await m.ack_sync()
+
+    step("term stops redelivery")
+    await publish(5)
+    m = await fetch("first delivery", WAIT, 5, 1)
+    await m.term()
+    await none("after term", 1.5)
+    a = json.loads((await next_msg(term)).data)
+    check(
+        (a.get("type"), a.get("stream"), a.get("consumer"), a.get("stream_seq"), a.get("deliveries"))
+        == ("io.nats.jetstream.advisory.v1.terminated", "NAK", "NAKC", 5, 1),
+        f"terminated advisory {a}",
+    )
+    await no_msg(term)
+    check_consumer(await js.consumer_info("NAK", "NAKC"), 5, 5, 0, 0, "at the end")
+    await nc.close()
+
+
+async def js_max_deliver():
+    """max_deliver 3 with ack_wait 500ms, never acked: exactly 3 deliveries
+    (num_delivered 1, 2, 3, about ack_wait apart) and one MAX_DELIVERIES
+    advisory on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>."""
+    nc, js = await js_connect()
+    adv = await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.MD.MDC")
+    await sync(nc)
+    await js.add_stream(name="MD", subjects=["md.>"], storage=StorageType.FILE)
+    ci = await js.add_consumer(
+        "MD",
+        durable_name="MDC",
+        deliver_subject="deliver.md",
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=0.5,
+        max_deliver=3,
+    )
+    check(ci.config.max_deliver == 3, f"max_deliver {ci.config.max_deliver}")
+    sub = await js.subscribe("md.>", durable="MDC", stream="MD")
+    await sync(nc)
+    await js.publish("md.x", b"poison")
+
+    step("three deliveries, never acked")
+    last = None
+    for dc in range(1, 4):
+        m = await next_msg(sub)
+        md = m.metadata
+        check(
+            (md.sequence.stream, md.num_delivered, m.data) == (1, dc, b"poison"),
+            f"delivery {dc}: {meta_str(m)} {m.data!r}",
+        )
+        now = time.monotonic()
+        if last is not None:
+            check(now - last >= 0.45, f"delivery {dc} only {now - last:.3f}s after the previous one (ack_wait 0.5s)")
+        last = now
+    step("no fourth delivery")
+    await no_msg(sub, 1.5)
+
+    step("max deliveries advisory")
+    a = json.loads((await next_msg(adv)).data)
+    check(
+        (a.get("type"), a.get("stream"), a.get("consumer"), a.get("stream_seq"), a.get("deliveries"))
+        == ("io.nats.jetstream.advisory.v1.max_deliver", "MD", "MDC", 1, 3),
+        f"advisory {a}",
+    )
+    await no_msg(adv)
+    ci = await js.consumer_info("MD", "MDC")
+    check(ci.delivered.stream_seq == 1 and ci.num_pending == 0, f"consumer {consumer_state(ci)}")
+    await nc.close()
+
+
+def entry_str(e):
+    """A KV entry as one comparable line (nats-py's operation is None for a put)."""
+    if e is None:
+        return "<None>"
+    return f"{e.key}={e.value!r} rev {e.revision} {e.operation or 'PUT'}"
+
+
+def check_entry(e, key, value, rev, op, what):
+    want = f"{key}={value!r} rev {rev} {op}"
+    check(entry_str(e) == want, f"{what}: entry {entry_str(e)}, want {want}")
+
+
+async def expect_raises(coro, cls, what):
+    try:
+        r = await coro
+    except cls as e:
+        return e
+    except Exception as e:  # noqa: BLE001
+        raise Failure(f"{what}: expected {cls.__name__}, got {type(e).__name__}: {e}")
+    raise Failure(f"{what}: expected {cls.__name__}, got {r!r}")
+
+
+async def js_kv_basic():
+    """Bucket with history 5: put, get, get by revision, create on an existing
+    key fails, update with a wrong revision fails (wrong last sequence), update
+    with the right one, delete, create over a deleted key, history, purge,
+    keys, status, the history limit."""
+    nc, js = await js_connect()
+    kv = await js.create_key_value(bucket="CFG", history=5, storage=StorageType.FILE)
+    c = (await js.stream_info("KV_CFG")).config
+    check(c.subjects == ["$KV.CFG.>"], f"bucket stream subjects {c.subjects}")
+    check(
+        (c.max_msgs_per_subject, c.allow_rollup_hdrs, c.deny_delete, c.discard) == (5, True, True, DiscardPolicy.NEW),
+        f"bucket stream config {c}",
+    )
+
+    step("put and get")
+    for i, (k, v) in enumerate([("a", b"1"), ("b", b"x"), ("a", b"2")]):
+        rev = await kv.put(k, v)
+        check(rev == i + 1, f"put {k}: revision {rev}, want {i + 1}")
+    e = await kv.get("a")
+    check_entry(e, "a", b"2", 3, "PUT", "get a")
+    check(e.bucket == "CFG", f"entry bucket {e.bucket!r}")
+    check_entry(await kv.get("a", revision=1), "a", b"1", 1, "PUT", "get a revision 1")
+    await expect_raises(kv.get("a", revision=2), js_errors.KeyNotFoundError, "get a at revision 2 (a revision of b)")
+    await expect_raises(kv.get("missing"), js_errors.KeyNotFoundError, "get a missing key")
+
+    step("create")
+    e = await expect_raises(kv.create("a", b"again"), js_errors.KeyWrongLastSequenceError, "create on an existing key")
+    check(e.description == "wrong last sequence: 3", f"description {e.description!r}")
+    rev = await kv.create("c", b"c1")
+    check(rev == 4, f"create c: revision {rev}")
+
+    step("update")
+    e = await expect_raises(
+        kv.update("a", b"3", last=1), js_errors.KeyWrongLastSequenceError, "update a with revision 1"
+    )
+    check(e.description == "wrong last sequence: 3", f"description {e.description!r}")
+    rev = await kv.update("a", b"3", last=3)
+    check(rev == 5, f"update a: revision {rev}")
+    await expect_raises(kv.update("a", b"4", last=3), js_errors.KeyWrongLastSequenceError, "update a with revision 3")
+    await expect_raises(
+        kv.update("new", b"x", last=2), js_errors.KeyWrongLastSequenceError, "update of a missing key with revision 2"
+    )
+
+    step("delete")
+    check(await kv.delete("b") is True, "delete b")
+    await expect_raises(kv.get("b"), js_errors.KeyNotFoundError, "get a deleted key")
+    e = await expect_raises(kv.delete("c", last=1), js_errors.APIError, "delete c with the wrong last revision")
+    check(e.err_code == 10071, f"delete c with the wrong last revision: err_code {e.err_code} ({e.description!r})")
+    rev = await kv.create("b", b"b2")
+    check(rev == 7, f"create b: revision {rev} (the delete marker is 6)")
+
+    step("history")
+    hist = await kv.history("a")
+    check(
+        [entry_str(e) for e in hist] == ["a=b'1' rev 1 PUT", "a=b'2' rev 3 PUT", "a=b'3' rev 5 PUT"],
+        f"history a {[entry_str(e) for e in hist]}",
+    )
+    hist = await kv.history("b")
+    check(
+        [entry_str(e) for e in hist] == ["b=b'x' rev 2 PUT", "b=b'' rev 6 DEL", "b=b'b2' rev 7 PUT"],
+        f"history b {[entry_str(e) for e in hist]}",
+    )
+
+    step("purge")
+    check(await kv.purge("a") is True, "purge a")
+    await expect_raises(kv.get("a"), js_errors.KeyNotFoundError, "get a purged key")
+    hist = await kv.history("a")
+    check(
+        [entry_str(e) for e in hist] == ["a=b'' rev 8 PURGE"], f"history a after purge {[entry_str(e) for e in hist]}"
+    )
+
+    step("keys and status")
+    keys = sorted(await kv.keys())
+    check(keys == ["b", "c"], f"keys {keys}")
+    status = await kv.status()
+    check((status.bucket, status.history) == ("CFG", 5), f"status bucket {status.bucket!r} history {status.history}")
+    # a: the purge marker; b: 2, 6 (delete), 7; c: 4.
+    check(status.values == 5, f"status values {status.values}, want 5")
+
+    step("history keeps the last 5 revisions")
+    # c2..c7 are revisions 9..14.
+    for i in range(2, 8):
+        await kv.put("c", f"c{i}".encode())
+    hist = [entry_str(e) for e in await kv.history("c")]
+    want = [f"c=b'c{i + 3}' rev {10 + i} PUT" for i in range(5)]
+    check(hist == want, f"history c {hist}, want {want}")
+    check_entry(await kv.get("c"), "c", b"c7", 14, "PUT", "get c")
+    await expect_raises(kv.get("c", revision=4), js_errors.KeyNotFoundError, "get c at its dropped revision 4")
+    await nc.close()
+
+
+async def next_update(w, what):
+    try:
+        return await w.updates(timeout=WAIT)
+    except errors.TimeoutError:
+        raise Failure(f"{what}: no update within {WAIT}s")
+
+
+async def no_update(w, what):
+    try:
+        e = await w.updates(timeout=QUIET)
+    except errors.TimeoutError:
+        return
+    raise Failure(f"{what}: unexpected update {entry_str(e)}")
+
+
+async def expect_updates(w, what, *want):
+    for i, s in enumerate(want):
+        e = await next_update(w, what)
+        check(entry_str(e) == s, f"{what}: update {i + 1} is {entry_str(e)}, want {s}")
+
+
+async def js_kv_watch():
+    """Watch a key pattern and watch all: the initial values (latest revision
+    per key, in revision order), then the None "initial values done" marker
+    (nats-py puts None on the updates queue like nats.go's nil entry), then
+    live puts, deletes and purges; a watch with nothing to send starts with
+    the marker; ignore_deletes."""
+    nc, js = await js_connect()
+    kv = await js.create_key_value(bucket="WATCH", storage=StorageType.FILE)
+
+    step("watch with no values yet")
+    empty = await kv.watch("none.*")
+    check(await next_update(empty, "none.*") is None, "none.* must start with the None marker")
+
+    for k, v in [("k.a", b"1"), ("k.b", b"1"), ("other", b"x"), ("k.a", b"2")]:
+        await kv.put(k, v)
+    step("initial values")
+    w = await kv.watch("k.*")
+    await expect_updates(w, "k.* initial", "k.b=b'1' rev 2 PUT", "k.a=b'2' rev 4 PUT", "<None>")
+    alls = await kv.watchall()
+    await expect_updates(
+        alls, "all initial", "k.b=b'1' rev 2 PUT", "other=b'x' rev 3 PUT", "k.a=b'2' rev 4 PUT", "<None>"
+    )
+    await no_update(w, "k.* after the initial values")
+
+    step("live updates")
+    await kv.put("k.b", b"2")
+    await kv.put("other", b"y")
+    await kv.delete("k.a")
+    await kv.purge("k.b")
+    await kv.put("k.c", b"new")
+    await expect_updates(
+        w, "k.* live", "k.b=b'2' rev 5 PUT", "k.a=b'' rev 7 DEL", "k.b=b'' rev 8 PURGE", "k.c=b'new' rev 9 PUT"
+    )
+    await expect_updates(
+        alls,
+        "all live",
+        "k.b=b'2' rev 5 PUT",
+        "other=b'y' rev 6 PUT",
+        "k.a=b'' rev 7 DEL",
+        "k.b=b'' rev 8 PURGE",
+        "k.c=b'new' rev 9 PUT",
+    )
+    await no_update(w, "k.* after the live updates")
+    await no_update(alls, "all after the live updates")
+    await no_update(empty, "none.* after the live updates")
+    await kv.put("none.x", b"n")
+    await expect_updates(empty, "none.* live", "none.x=b'n' rev 10 PUT")
+
+    step("a new watch sees the delete and purge markers")
+    w2 = await kv.watch("k.*")
+    await expect_updates(w2, "k.* again", "k.a=b'' rev 7 DEL", "k.b=b'' rev 8 PURGE", "k.c=b'new' rev 9 PUT", "<None>")
+    await w2.stop()
+    w3 = await kv.watch("k.*", ignore_deletes=True)
+    await expect_updates(w3, "k.* ignoring deletes", "k.c=b'new' rev 9 PUT", "<None>")
+    await w3.stop()
+    for x in (w, alls, empty):
+        await x.stop()
+    await nc.close()
+
+
+def object_data():
+    """5 MiB of deterministic pseudo-random bytes: SHA-256 of
+    "natrium-object-" + the big-endian block number, block after block (the
+    nats.go scenario builds the same bytes)."""
+    size = 5 << 20
+    return b"".join(hashlib.sha256(b"natrium-object-" + i.to_bytes(8, "big")).digest() for i in range(size // 32))
+
+
+# Its digest as the object info carries it (both programs check it).
+OBJECT_DIGEST = "SHA-256=hg90Q-nsSpKXz9-PG8vvpXKMcOQ0uluzXWZIwxNKVBM="
+
+
+def obj_str(i):
+    if i is None:
+        return "<None>"
+    return f"{i.name} size {i.size} chunks {i.chunks} deleted {bool(i.deleted)}"
+
+
+async def js_object_store():
+    """A 5 MiB object put and got back (byte-compared, digest checked), info,
+    list, delete, and a watcher that sees it all. nats-py 2.16 has no object
+    links (no add_link), so links are not exercised here."""
+    nc, js = await js_connect()
+    obs = await js.create_object_store("FILES", storage=StorageType.FILE)
+    c = (await js.stream_info("OBJ_FILES")).config
+    check(
+        c.subjects == ["$O.FILES.C.>", "$O.FILES.M.>"] and c.allow_rollup_hdrs,
+        f"object store stream subjects {c.subjects} allow_rollup {c.allow_rollup_hdrs}",
+    )
+    data = object_data()
+    digest = "SHA-256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
+    check(digest == OBJECT_DIGEST, f"test data digest {digest}, want {OBJECT_DIGEST}")
+
+    step("watch the empty store")
+    w = await obs.watch()
+    check(await w.updates(timeout=WAIT) is None, "the watch of an empty store starts with the None marker")
+
+    async def next_obj(what):
+        try:
+            return await w.updates(timeout=WAIT)
+        except errors.TimeoutError:
+            raise Failure(f"{what}: no watch update within {WAIT}s")
+
+    step("put 5 MiB")
+    t0 = time.monotonic()
+    info = await obs.put("big.bin", data)
+    step(f"put took {time.monotonic() - t0:.3f}s")
+    check(info.name == "big.bin" and info.bucket == "FILES" and info.nuid, f"put info {info}")
+    check(
+        (info.size, info.chunks, info.digest) == (5 << 20, 40, digest),
+        f"put info: size {info.size} chunks {info.chunks} digest {info.digest}",
+    )
+    check(obj_str(await next_obj("put big.bin")) == "big.bin size 5242880 chunks 40 deleted False", "watch after put")
+    check_counts((await js.stream_info("OBJ_FILES")).state, 41, 1, 41, "40 chunks and the meta message")
+
+    step("get it back")
+    t0 = time.monotonic()
+    res = await obs.get("big.bin")
+    step(f"get took {time.monotonic() - t0:.3f}s")
+    check(len(res.data) == len(data), f"got {len(res.data)} bytes, want {len(data)}")
+    check(res.data == data, "got different bytes")
+    check(res.info.digest == digest, f"get info digest {res.info.digest}")
+
+    step("info")
+    gi = await obs.get_info("big.bin")
+    check(
+        (gi.name, gi.size, gi.chunks, gi.digest, gi.nuid, bool(gi.deleted))
+        == ("big.bin", 5 << 20, 40, digest, info.nuid, False),
+        f"info {gi}",
+    )
+    await expect_raises(obs.get_info("nope"), js_errors.ObjectNotFoundError, "info of a missing object")
+
+    step("a small object, replaced")
+    await obs.put("small.txt", b"hello")
+    small = await obs.put("small.txt", b"hello object store")
+    check((small.size, small.chunks) == (18, 1), f"small info {small}")
+    check((await obs.get("small.txt")).data == b"hello object store", "small object content")
+    check(obj_str(await next_obj("put small.txt")) == "small.txt size 5 chunks 1 deleted False", "first small put")
+    check(obj_str(await next_obj("put small.txt")) == "small.txt size 18 chunks 1 deleted False", "second small put")
+    # The first version's chunk is purged, its meta rolled up.
+    msgs = (await js.stream_info("OBJ_FILES")).state.messages
+    check(msgs == 43, f"stream messages {msgs}, want 43")
+
+    step("list")
+    names = sorted(i.name for i in await obs.list())
+    check(names == ["big.bin", "small.txt"], f"list {names}")
+
+    step("delete")
+    await obs.delete("big.bin")
+    await expect_raises(obs.get_info("big.bin"), js_errors.ObjectNotFoundError, "info of a deleted object")
+    await expect_raises(obs.get("big.bin"), js_errors.ObjectNotFoundError, "get of a deleted object")
+    gi = await obs.get_info("big.bin", show_deleted=True)
+    check(gi.deleted and gi.size == 0 and gi.chunks == 0 and not gi.digest, f"deleted info {gi}")
+    check(obj_str(await next_obj("delete big.bin")) == "big.bin size 0 chunks 0 deleted True", "watch after delete")
+    names = sorted(i.name for i in await obs.list(ignore_deletes=True))
+    check(names == ["small.txt"], f"list after delete {names}")
+    # big.bin: its deleted meta; small.txt: a chunk and its meta.
+    st = (await js.stream_info("OBJ_FILES")).state
+    check(st.messages == 3 and st.bytes < 4096, f"stream after delete: {state_of(st)}")
+    status = await obs.status()
+    check(
+        (status.bucket, status.sealed, status.size) == ("FILES", False, st.bytes),
+        f"status bucket {status.bucket!r} sealed {status.sealed} size {status.size}",
+    )
+    try:
+        i = await w.updates(timeout=QUIET)
+    except errors.TimeoutError:
+        pass
+    else:
+        raise Failure(f"unexpected watch update {obj_str(i)}")
+    await w.stop()
+    await nc.close()
+
+
 SCENARIOS = {
     f.__name__: f
     for f in [
@@ -864,6 +1614,14 @@ SCENARIOS = {
         js_publish_acks,
         js_limits_example,
         js_get_and_purge,
+        js_pull_work_queue,
+        js_push_durable_resume,
+        js_deliver_policies,
+        js_nak_redelivery,
+        js_max_deliver,
+        js_kv_basic,
+        js_kv_watch,
+        js_object_store,
     ]
 }
 

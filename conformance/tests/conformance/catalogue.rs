@@ -43,6 +43,14 @@ external_scenarios! {
     js_publish_acks => Spec::jetstream();
     js_limits_example => Spec::jetstream();
     js_get_and_purge => Spec::jetstream();
+    js_pull_work_queue => Spec::jetstream();
+    js_push_durable_resume => Spec::jetstream();
+    js_deliver_policies => Spec::jetstream();
+    js_nak_redelivery => Spec::jetstream();
+    js_max_deliver => Spec::jetstream();
+    js_kv_basic => Spec::jetstream();
+    js_kv_watch => Spec::jetstream();
+    js_object_store => Spec::jetstream();
 }
 
 /// The server is killed and restarted on the same port while the client is

@@ -42,7 +42,7 @@ natrium_conformance::scenarios! {
 // Helpers
 
 /// A client and a JetStream context on it.
-async fn js(s: &Server) -> (async_nats::Client, jetstream::Context) {
+pub(crate) async fn js(s: &Server) -> (async_nats::Client, jetstream::Context) {
     let c = s.connect().await;
     let mut ctx = jetstream::new(c.clone());
     ctx.set_timeout(Duration::from_secs(3));
@@ -50,7 +50,7 @@ async fn js(s: &Server) -> (async_nats::Client, jetstream::Context) {
 }
 
 /// A raw API request: `body` to `subject`, the reply parsed as JSON.
-async fn api(c: &async_nats::Client, subject: &str, body: &str) -> Value {
+pub(crate) async fn api(c: &async_nats::Client, subject: &str, body: &str) -> Value {
     let m = within(
         subject,
         c.request(subject.to_string(), Bytes::from(body.to_string())),
@@ -66,20 +66,20 @@ async fn api(c: &async_nats::Client, subject: &str, body: &str) -> Value {
 }
 
 /// `error.err_code` of an API response (panics when it is not an error).
-fn err_code(v: &Value) -> u64 {
+pub(crate) fn err_code(v: &Value) -> u64 {
     v["error"]["err_code"]
         .as_u64()
         .unwrap_or_else(|| panic!("expected an API error, got {v}"))
 }
 
 /// Assert an API response is a success (no `error`).
-fn ok(v: Value) -> Value {
+pub(crate) fn ok(v: Value) -> Value {
     assert!(v.get("error").is_none(), "expected success, got {v}");
     v
 }
 
 /// Publish with a reply (raw request), optional headers; the PubAck JSON.
-async fn pub_raw(
+pub(crate) async fn pub_raw(
     c: &async_nats::Client,
     subject: &str,
     headers: &[(&str, &str)],
@@ -104,7 +104,7 @@ async fn pub_raw(
 }
 
 /// Publish with a reply; assert success and return the sequence.
-async fn pub_seq(c: &async_nats::Client, subject: &str, payload: &str) -> u64 {
+pub(crate) async fn pub_seq(c: &async_nats::Client, subject: &str, payload: &str) -> u64 {
     let ack = ok(pub_raw(c, subject, &[], payload).await);
     ack["seq"]
         .as_u64()
@@ -112,7 +112,7 @@ async fn pub_seq(c: &async_nats::Client, subject: &str, payload: &str) -> u64 {
 }
 
 /// `$JS.API.STREAM.CREATE.<name>` with `config`; asserts success.
-async fn create(c: &async_nats::Client, config: Value) -> Value {
+pub(crate) async fn create(c: &async_nats::Client, config: Value) -> Value {
     let name = config["name"].as_str().unwrap().to_string();
     ok(api(
         c,
@@ -129,7 +129,7 @@ async fn state(c: &async_nats::Client, name: &str) -> Value {
 }
 
 /// (messages, bytes, first_seq, last_seq)
-async fn counts(c: &async_nats::Client, name: &str) -> (u64, u64, u64, u64) {
+pub(crate) async fn counts(c: &async_nats::Client, name: &str) -> (u64, u64, u64, u64) {
     let st = state(c, name).await;
     (
         st["messages"].as_u64().unwrap(),
@@ -208,7 +208,7 @@ fn data_of(v: &Value) -> String {
 
 /// Validate `v` against `engine/tests/schemas/jetstream/api/v1/<name>.json`
 /// (draft-07, loaded by path) and check `type` equals the schema title.
-fn assert_schema(name: &str, v: &Value) {
+pub(crate) fn assert_schema(name: &str, v: &Value) {
     let path = format!(
         "{}/../engine/tests/schemas/jetstream/api/v1/{name}.json",
         env!("CARGO_MANIFEST_DIR")
@@ -1593,7 +1593,7 @@ async fn js_crash_kill9(s: &Server) {
 }
 
 /// A client that gives up quickly when the server is gone.
-async fn connect_fast(s: &Server) -> async_nats::Client {
+pub(crate) async fn connect_fast(s: &Server) -> async_nats::Client {
     s.connect_with(
         async_nats::ConnectOptions::new()
             .request_timeout(Some(Duration::from_secs(3)))
@@ -1604,7 +1604,7 @@ async fn connect_fast(s: &Server) -> async_nats::Client {
 
 /// After a restart, wait (bounded) until the JetStream API answers
 /// without an error (natrium refuses requests while it recovers).
-async fn wait_js_ready(c: &async_nats::Client) {
+pub(crate) async fn wait_js_ready(c: &async_nats::Client) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         if let Ok(Ok(m)) = tokio::time::timeout(

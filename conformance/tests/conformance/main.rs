@@ -4,9 +4,11 @@
 //! the same catalogue through nats.go and nats-py scenario programs.
 
 mod auth;
+mod consumers;
 mod core;
 mod go;
 mod jetstream;
+mod kv;
 mod limits;
 mod protocol;
 mod python;

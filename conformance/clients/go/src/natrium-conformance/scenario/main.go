@@ -108,6 +108,14 @@ var scenarios = map[string]func(){
 	"js_publish_acks":                 jsPublishAcks,
 	"js_limits_example":               jsLimitsExample,
 	"js_get_and_purge":                jsGetAndPurge,
+	"js_pull_work_queue":              jsPullWorkQueue,
+	"js_push_durable_resume":          jsPushDurableResume,
+	"js_deliver_policies":             jsDeliverPolicies,
+	"js_nak_redelivery":               jsNakRedelivery,
+	"js_max_deliver":                  jsMaxDeliver,
+	"js_kv_basic":                     jsKvBasic,
+	"js_kv_watch":                     jsKvWatch,
+	"js_object_store":                 jsObjectStore,
 }
 
 func main() {
