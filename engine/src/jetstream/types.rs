@@ -1176,6 +1176,12 @@ pub struct AccountStats {
     pub memory: u64,
     /// Storage used.
     pub storage: u64,
+    /// Memory reserved for the account (2.10; always 0 here). nats-server
+    /// 2.9.10 does not send it; async-nats 0.51 needs it to read account
+    /// info, and so to create KV buckets.
+    pub reserved_memory: u64,
+    /// Storage reserved for the account (2.10; always 0 here).
+    pub reserved_storage: u64,
     /// Streams.
     pub streams: usize,
     /// Consumers.

@@ -75,6 +75,8 @@ impl JetStream {
         let stats = AccountStats {
             memory,
             storage,
+            reserved_memory: 0,
+            reserved_storage: 0,
             streams: self.streams.len(),
             consumers: self.streams.values().map(|s| s.consumers.len()).sum(),
             limits: AccountLimits {
@@ -566,6 +568,9 @@ impl JetStream {
 
     /// A Read of a message record completed: answer its getter.
     pub(super) fn read_done(&mut self, read: PendingRead, result: StorageResult, fx: &mut Effects) {
+        if let Getter::Consumer(uid, parts) = read.getter {
+            return self.consumer_range_done(uid, &parts, result);
+        }
         let Some(stream) = self.streams.values_mut().find(|s| s.id == read.stream_id) else {
             // The stream was deleted meanwhile.
             return answer_get("", &read.getter, Err(GetError::Missing), fx);
@@ -595,9 +600,6 @@ impl JetStream {
             stream
                 .store
                 .cache_put(seq, m.headers.clone(), m.data.clone());
-        }
-        if let Getter::Consumer(uid) = read.getter {
-            return self.consumer_read_done(uid, got.ok());
         }
         if matches!(read.getter, Getter::Api(_)) && got.is_err() {
             self.api.errors += 1;
@@ -654,7 +656,7 @@ pub(super) fn answer_get(
             });
         }
         // Consumers are told by `read_done`.
-        (Getter::Consumer(_), _) => {}
+        (Getter::Consumer(..), _) => {}
         (Getter::Direct(reply), Err(e)) => {
             let status = match e {
                 GetError::Missing => "404 Message Not Found",

@@ -779,6 +779,19 @@ pub(super) struct ConsumerMeta {
     pub created: i64,
 }
 
+/// A run of records read with one Read: segment, file, offset, and each
+/// record's (sequence, offset in the run, length).
+type Run = (u64, String, u64, Vec<(u64, u64, u64)>);
+
+/// How one message read for a consumer ended.
+pub(super) enum ReadOutcome {
+    Got(StoredMsg),
+    /// Failed or unreadable: the consumer tries again at its next pump.
+    Failed,
+    /// Not issued: too many reads in flight.
+    Refused,
+}
+
 /// What a pump needs of the consumer's stream.
 struct StreamView<'a> {
     name: &'a str,
@@ -1218,8 +1231,8 @@ impl JetStream {
                 let removed = stream.acked(&cname, &out.acked);
                 stream.log_removed(&removed);
             }
-            for seq in out.read {
-                self.read_for_consumer(&sname, uid, seq, fx);
+            if !out.read.is_empty() {
+                self.read_for_consumer(&sname, uid, &out.read, fx);
             }
             if out.expired {
                 expired.push((sname, cname));
@@ -1249,53 +1262,109 @@ impl JetStream {
         }
     }
 
-    /// Read back a message a consumer wants from the log (a record still
-    /// queued for writing is decoded at once). The consumer counted it in
-    /// `reading`; every path ends in [`JetStream::consumer_read_done`].
-    fn read_for_consumer(&mut self, stream: &str, uid: u64, seq: u64, fx: &mut Effects) {
+    /// Read back messages a consumer wants from the log: runs of records
+    /// that lie together in one segment are read with one Read; a record
+    /// still queued for writing is decoded at once. The consumer counted
+    /// every sequence in `reading`; each ends in
+    /// [`JetStream::consumer_read_done`].
+    fn read_for_consumer(&mut self, stream: &str, uid: u64, seqs: &[u64], fx: &mut Effects) {
         let Some(s) = self.streams.get_mut(stream) else {
             return;
         };
-        let how = match (s.store.meta(seq).and_then(|m| m.loc), &s.persist) {
-            (Some(loc), Some(p)) => p.read_record(loc),
-            _ => None,
-        };
-        match how {
-            Some(Ok(op)) if self.reads.len() < MAX_PENDING_READS => {
-                let id = self.ids.alloc();
-                fx.storage.push((id, op));
-                let getter = Getter::Consumer(uid);
-                let stream_id = s.id;
-                self.reads.insert(
-                    id,
-                    PendingRead {
-                        stream_id,
-                        seq,
-                        getter,
-                    },
-                );
-            }
-            // Too many reads in flight: this one is tried again after one
-            // of the consumer's others completes (or at its next wake-up).
-            Some(Ok(_)) => self.consumer_read_done(uid, None),
-            Some(Err(record)) => {
-                let m = api::record_msg(&record, seq);
-                self.consumer_read_done(uid, m);
-            }
-            None => {
-                tracing::warn!("JetStream stream '{stream}': message {seq} has no readable record");
-                if let Some(c) = s.consumers.values_mut().find(|c| c.uid == uid) {
-                    c.acks.forget(seq);
-                    c.acks.skip_to(seq + 1);
+        let mut outcomes = Vec::new();
+        // The run being gathered: its segment, file, start and parts.
+        let mut run: Option<Run> = None;
+        let mut runs = Vec::new();
+        for &seq in seqs {
+            let loc = s.store.meta(seq).and_then(|m| m.loc);
+            let how = match (loc, &s.persist) {
+                (Some(loc), Some(p)) => p.read_record(loc).map(|r| (loc, r)),
+                _ => None,
+            };
+            match how {
+                Some((loc, Ok(StorageOp::Read { file, .. }))) => {
+                    let joins = run.as_ref().is_some_and(|(seg, _, start, parts)| {
+                        let end = parts.last().map_or(*start, |&(_, o, l)| start + o + l);
+                        *seg == loc.seg && loc.offset >= end && loc.offset - end <= 64 * 1024
+                    });
+                    if !joins {
+                        runs.extend(run.take());
+                        run = Some((loc.seg, file, loc.offset, Vec::new()));
+                    }
+                    if let Some((_, _, start, parts)) = run.as_mut() {
+                        parts.push((seq, loc.offset - *start, loc.len));
+                    }
                 }
-                self.consumer_read_done(uid, None);
+                Some((_, Ok(_))) => outcomes.push((seq, ReadOutcome::Failed)),
+                Some((_, Err(record))) => {
+                    let got = api::record_msg(&record, seq);
+                    outcomes.push((seq, got.map_or(ReadOutcome::Failed, ReadOutcome::Got)));
+                }
+                None => {
+                    tracing::warn!(
+                        "JetStream stream '{stream}': message {seq} has no readable record"
+                    );
+                    if let Some(c) = s.consumers.values_mut().find(|c| c.uid == uid) {
+                        c.acks.forget(seq);
+                        c.acks.skip_to(seq + 1);
+                    }
+                    outcomes.push((seq, ReadOutcome::Failed));
+                }
             }
+        }
+        runs.extend(run);
+        let stream_id = s.id;
+        for (_, file, offset, parts) in runs {
+            if self.reads.len() >= MAX_PENDING_READS {
+                // Too many reads in flight: tried again after one completes.
+                outcomes.extend(parts.iter().map(|p| (p.0, ReadOutcome::Refused)));
+                continue;
+            }
+            let len = parts.last().map_or(0, |&(_, o, l)| o + l);
+            let id = self.ids.alloc();
+            fx.storage.push((id, StorageOp::Read { file, offset, len }));
+            let seq = parts[0].0;
+            let getter = Getter::Consumer(uid, parts);
+            self.reads.insert(
+                id,
+                PendingRead {
+                    stream_id,
+                    seq,
+                    getter,
+                },
+            );
+        }
+        for (_, o) in outcomes {
+            self.consumer_read_done(uid, o);
         }
     }
 
-    /// A read for consumer `uid` completed, with the message when it
-    /// succeeded. The consumer looks again once its last read is in.
-    pub(super) fn consumer_read_done(&mut self, uid: u64, msg: Option<StoredMsg>) {
+    /// A run of records read for consumer `uid` came back.
+    pub(super) fn consumer_range_done(
+        &mut self,
+        uid: u64,
+        parts: &[(u64, u64, u64)],
+        result: StorageResult,
+    ) {
+        for &(seq, off, len) in parts {
+            let got = match &result {
+                StorageResult::Data(data) => {
+                    let (a, b) = (off as usize, (off + len) as usize);
+                    data.get(a..b)
+                        .and_then(|_| api::record_msg(&data.slice(a..b), seq))
+                }
+                other => {
+                    tracing::warn!("JetStream consumer read of message {seq} gave {other:?}");
+                    None
+                }
+            };
+            self.consumer_read_done(uid, got.map_or(ReadOutcome::Failed, ReadOutcome::Got));
+        }
+    }
+
+    /// A read for consumer `uid` completed. The consumer looks again once
+    /// its last read is in.
+    pub(super) fn consumer_read_done(&mut self, uid: u64, outcome: ReadOutcome) {
         let Some((s, c)) = self.consumer_at.get(&uid) else {
             return;
         };
@@ -1303,8 +1372,8 @@ impl JetStream {
             return;
         };
         c.reading = c.reading.saturating_sub(1);
-        match msg {
-            Some(m) => {
+        match outcome {
+            ReadOutcome::Got(m) => {
                 if c.fetched.len() >= READ_AHEAD * 2 {
                     // Drop what it no longer needs; if that is not enough,
                     // everything (it is only a read-ahead).
@@ -1318,9 +1387,11 @@ impl JetStream {
             }
             // Not read (too many reads in flight): look again after the next
             // read of any consumer completes.
-            None => {
+            ReadOutcome::Refused => {
                 self.starved.insert(uid);
             }
+            // The pump tries again.
+            ReadOutcome::Failed => {}
         }
         if c.reading == 0 && !self.starved.contains(&uid) {
             self.dirty.insert(uid);

@@ -173,8 +173,9 @@ enum Getter {
     Api(Bytes),
     /// `$JS.API.DIRECT.GET`, answered on this reply subject.
     Direct(Bytes),
-    /// A consumer (by uid) about to deliver the message.
-    Consumer(u64),
+    /// A consumer (by uid) about to deliver the messages of one read of a
+    /// run of records: (sequence, offset in the read, length) of each.
+    Consumer(u64, Vec<(u64, u64, u64)>),
 }
 
 /// A message read in flight.
