@@ -2,7 +2,8 @@
 //!
 //! Writes are the caller's own batched buffers; reads go through [`Reader`], which
 //! parses `MSG`/`HMSG`/`PING`/`PONG`/`+OK`/`-ERR`/`INFO` without allocating per
-//! message. Server PINGs are reported, not answered: every workload is far
+//! message; [`status`] reads the status line of an `HMSG` (JetStream's pull
+//! replies such as `404 No Messages`). Server PINGs are reported, not answered: every workload is far
 //! shorter than the servers' 2-minute ping interval.
 
 use std::io::{self, Read, Write};
@@ -15,10 +16,13 @@ pub const CONNECT: &[u8] = b"CONNECT {\"verbose\":false,\"pedantic\":false,\"tls
 
 /// One server-to-client operation, borrowing from the read buffer.
 pub enum Event<'a> {
-    #[allow(dead_code)]
+    /// `MSG` or `HMSG`; `headers` is empty for `MSG`, and `payload` is the body
+    /// after the headers.
     Msg {
         subject: &'a [u8],
+        sid: u64,
         reply: Option<&'a [u8]>,
+        headers: &'a [u8],
         payload: &'a [u8],
     },
     Ping,
@@ -154,6 +158,17 @@ pub fn flush(w: &mut TcpStream, r: &mut Reader, timeout: Duration) -> io::Result
     }
 }
 
+/// The status of an `HMSG` header block (`NATS/1.0 408 Request Timeout`): the
+/// code and the description. `None` for a plain message or plain headers.
+pub fn status(headers: &[u8]) -> Option<(u16, &[u8])> {
+    let line = &headers[..memchr(b'\n', headers).unwrap_or(headers.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let rest = line.strip_prefix(b"NATS/1.0 ")?.trim_ascii_start();
+    let code = rest.get(..3).filter(|c| c.iter().all(u8::is_ascii_digit))?;
+    let code = std::str::from_utf8(code).ok()?.parse().ok()?;
+    Some((code, rest[3..].trim_ascii()))
+}
+
 fn parse_size(s: &[u8]) -> io::Result<usize> {
     std::str::from_utf8(s)
         .ok()
@@ -192,16 +207,25 @@ fn parse_one(data: &[u8]) -> io::Result<Option<(Event<'_>, usize)>> {
             _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "bad MSG args")),
         };
         let size = parse_size(args[n - 1])?;
+        let hdr = if is_hmsg { parse_size(args[n - 2])? } else { 0 };
+        if hdr > size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "HMSG headers past its size",
+            ));
+        }
         let total = nl + 1 + size + 2;
         if data.len() < total {
             return Ok(None);
         }
-        let payload = &data[nl + 1..nl + 1 + size];
+        let body = &data[nl + 1..nl + 1 + size];
         return Ok(Some((
             Event::Msg {
                 subject: args[0],
+                sid: parse_size(args[1])? as u64,
                 reply,
-                payload,
+                headers: &body[..hdr],
+                payload: &body[hdr..],
             },
             total,
         )));
@@ -231,19 +255,22 @@ mod tests {
 
     #[test]
     fn parses_frames() {
-        let data = b"INFO {}\r\nMSG a 1 5\r\nhello\r\nMSG b 2 r 0\r\n\r\nHMSG c 3 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPONG\r\n";
+        let data = b"INFO {}\r\nMSG a 1 5\r\nhello\r\nMSG b 2 r 0\r\n\r\nHMSG c 3 12 14\r\nNATS/1.0\r\n\r\nhi\r\nHMSG d 4 $JS.ACK.S.C.1.2.3.4.0 0 0\r\n\r\nPONG\r\n";
         let mut pos = 0;
         let mut seen = Vec::new();
         while let Some((ev, used)) = parse_one(&data[pos..]).unwrap() {
             seen.push(match ev {
                 Event::Msg {
                     subject,
+                    sid,
                     reply,
+                    headers,
                     payload,
                 } => format!(
-                    "msg {} {:?} {}",
+                    "msg {} {sid} {:?} {}+{}",
                     String::from_utf8_lossy(subject),
                     reply.map(|r| String::from_utf8_lossy(r).into_owned()),
+                    headers.len(),
                     payload.len()
                 ),
                 Event::Pong => "pong".into(),
@@ -256,13 +283,30 @@ mod tests {
             seen,
             [
                 "info",
-                "msg a None 5",
-                "msg b Some(\"r\") 0",
-                "msg c None 14",
+                "msg a 1 None 0+5",
+                "msg b 2 Some(\"r\") 0+0",
+                "msg c 3 None 12+2",
+                "msg d 4 Some(\"$JS.ACK.S.C.1.2.3.4.0\") 0+0",
                 "pong"
             ]
         );
         assert_eq!(pos, data.len());
         assert!(parse_one(b"MSG a 1 5\r\nhel").unwrap().is_none());
+        assert!(parse_one(b"HMSG a 1 9 5\r\nNATS/1.0\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn reads_status_lines() {
+        assert_eq!(
+            status(b"NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: 3\r\n\r\n"),
+            Some((408, &b"Request Timeout"[..]))
+        );
+        assert_eq!(
+            status(b"NATS/1.0 404 No Messages\r\n\r\n"),
+            Some((404, &b"No Messages"[..]))
+        );
+        assert_eq!(status(b"NATS/1.0 100\r\n\r\n"), Some((100, &b""[..])));
+        assert_eq!(status(b"NATS/1.0\r\nFoo: 1\r\n\r\n"), None);
+        assert_eq!(status(b""), None);
     }
 }

@@ -34,6 +34,7 @@ fn figures(w: Workload, r: &RunResult) -> Vec<(&'static str, f64, Better)> {
         Workload::IdleConns => "connections/s",
         Workload::ReqReply => "requests/s",
         Workload::JsPubSync(_) | Workload::JsPubAsync(_) => "acked msgs/s",
+        Workload::JsFetch(_) => "fetched+acked msgs/s",
         Workload::Pub(_) | Workload::Subs100k => "published msgs/s",
         _ => "delivered msgs/s",
     };
@@ -45,6 +46,7 @@ fn figures(w: Workload, r: &RunResult) -> Vec<(&'static str, f64, Better)> {
             Workload::ReqReply => "server CPU per request (µs)",
             Workload::Pub(_) | Workload::Subs100k => "server CPU per published msg (µs)",
             Workload::JsPubSync(_) | Workload::JsPubAsync(_) => "server CPU per acked msg (µs)",
+            Workload::JsFetch(_) => "server CPU per fetched+acked msg (µs)",
             _ => "server CPU per delivered msg (µs)",
         };
         f.push((unit, o.cpu.as_secs_f64() * 1e6 / per, Better::Lower));

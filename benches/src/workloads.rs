@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::client::{self, Event, Reader};
+use crate::client::{self, Event};
 use crate::servers::{Kind, Running};
+
+mod jetstream;
 
 /// How much work each run does.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +49,7 @@ pub enum Workload {
     Subs100k,
     JsPubSync(Storage),
     JsPubAsync(Storage),
+    JsFetch(Storage),
 }
 
 pub const ALL: &[Workload] = &[
@@ -64,6 +67,8 @@ pub const ALL: &[Workload] = &[
     Workload::JsPubAsync(Storage::Memory),
     Workload::JsPubSync(Storage::File),
     Workload::JsPubAsync(Storage::File),
+    Workload::JsFetch(Storage::Memory),
+    Workload::JsFetch(Storage::File),
 ];
 
 const PAYLOAD: usize = 128;
@@ -80,11 +85,19 @@ impl Workload {
             Workload::Subs100k => "100k subs, wildcard match".into(),
             Workload::JsPubSync(s) => format!("JS publish sync, {}", storage_name(s)),
             Workload::JsPubAsync(s) => format!("JS publish async w=256, {}", storage_name(s)),
+            Workload::JsFetch(s) => format!(
+                "JS fetch-and-ack b={}, {}",
+                jetstream::FETCH_BATCH,
+                storage_name(s)
+            ),
         }
     }
 
     pub fn jetstream(self) -> bool {
-        matches!(self, Workload::JsPubSync(_) | Workload::JsPubAsync(_))
+        matches!(
+            self,
+            Workload::JsPubSync(_) | Workload::JsPubAsync(_) | Workload::JsFetch(_)
+        )
     }
 
     /// The servers this workload compares. JetStream file storage also runs
@@ -92,12 +105,15 @@ impl Workload {
     /// core workloads also run natrium on runtime-mio.
     pub fn kinds(self) -> &'static [Kind] {
         match self {
-            Workload::JsPubSync(Storage::File) | Workload::JsPubAsync(Storage::File) => {
+            Workload::JsPubSync(Storage::File)
+            | Workload::JsPubAsync(Storage::File)
+            | Workload::JsFetch(Storage::File) => {
                 &[Kind::Natrium, Kind::NatsServer, Kind::NatriumRelaxed]
             }
-            Workload::JsPubSync(_) | Workload::JsPubAsync(_) | Workload::Subs100k => {
-                &[Kind::Natrium, Kind::NatsServer]
-            }
+            Workload::JsPubSync(_)
+            | Workload::JsPubAsync(_)
+            | Workload::JsFetch(_)
+            | Workload::Subs100k => &[Kind::Natrium, Kind::NatsServer],
             _ => &[Kind::Natrium, Kind::NatsServer, Kind::NatriumMio],
         }
     }
@@ -114,8 +130,9 @@ impl Workload {
             Workload::ReqReply => req_reply(server.addr, p, &mut m),
             Workload::IdleConns => idle_conns(server, p, &mut m),
             Workload::Subs100k => subs_100k(server.addr, p, &mut m),
-            Workload::JsPubSync(s) => js_publish(server.addr, p, s, 1, &mut m),
-            Workload::JsPubAsync(s) => js_publish(server.addr, p, s, 256, &mut m),
+            Workload::JsPubSync(s) => jetstream::publish(server.addr, p, s, 1, &mut m),
+            Workload::JsPubAsync(s) => jetstream::publish(server.addr, p, s, 256, &mut m),
+            Workload::JsFetch(s) => jetstream::fetch_and_ack(server.addr, p, s, &mut m),
         }?;
         out.cpu = m.cpu();
         Ok(out)
@@ -532,99 +549,6 @@ fn subs_100k(addr: SocketAddr, p: &Params, m: &mut Meter) -> io::Result<Outcome>
         msgs: sent,
         elapsed,
         note: (got == 0).then(|| "nothing delivered".to_string()),
-        ..Default::default()
-    })
-}
-
-fn js_request(w: &mut TcpStream, r: &mut Reader, subject: &str, body: &str) -> io::Result<String> {
-    w.write_all(
-        format!(
-            "PUB {subject} _INBOX.bench.api {}\r\n{body}\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    )?;
-    let mut resp = String::new();
-    r.read_until(WAIT, &mut |ev| match ev {
-        Event::Msg { payload, .. } => {
-            resp = String::from_utf8_lossy(payload).into_owned();
-            true
-        }
-        _ => false,
-    })?;
-    Ok(resp)
-}
-
-/// Publish to a stream, keeping at most `window` publishes unacknowledged
-/// (1: each publish waits for its ack, and its latency is recorded).
-fn js_publish(
-    addr: SocketAddr,
-    p: &Params,
-    storage: Storage,
-    window: u64,
-    m: &mut Meter,
-) -> io::Result<Outcome> {
-    let count = p.n(if window == 1 { 20_000 } else { 500_000 });
-    let (mut w, mut r) = client::connect(addr)?;
-    w.write_all(b"SUB _INBOX.bench.> 1\r\n")?;
-    client::flush(&mut w, &mut r, WAIT)?;
-    let cfg = format!(
-        "{{\"name\":\"BENCH\",\"subjects\":[\"js.bench\"],\"retention\":\"limits\",\"storage\":\"{}\",\"discard\":\"old\",\"num_replicas\":1}}",
-        storage_name(storage)
-    );
-    let resp = js_request(&mut w, &mut r, "$JS.API.STREAM.CREATE.BENCH", &cfg)?;
-    if resp.contains("\"error\"") {
-        return Err(io::Error::other(format!("stream create failed: {resp}")));
-    }
-    let batch = Batch::uniform("js.bench", Some("_INBOX.bench.ack"), PAYLOAD);
-    let frame = &batch.buf[..batch.ends[0]];
-    let mut lat = Vec::new();
-    let (mut sent, mut acked, mut errors) = (0u64, 0u64, 0u64);
-    let mut first_err = None;
-    let mut out = Vec::with_capacity(256 * frame.len());
-    let t0 = m.start();
-    let deadline = t0 + p.time_limit;
-    let mut sent_at = Instant::now();
-    while acked < sent || (sent < count && Instant::now() < deadline) {
-        if Instant::now() < deadline {
-            while sent < count && sent - acked < window {
-                out.extend_from_slice(frame);
-                sent += 1;
-            }
-        }
-        if !out.is_empty() {
-            sent_at = Instant::now();
-            w.write_all(&out)?;
-            out.clear();
-        }
-        r.set_timeout(Some(WAIT))?;
-        let got = r.read_some(&mut |ev| {
-            if let Event::Msg { payload, .. } = ev {
-                acked += 1;
-                if window == 1 {
-                    lat.push(sent_at.elapsed());
-                }
-                if payload.windows(7).any(|x| x == b"\"error\"") {
-                    errors += 1;
-                    first_err.get_or_insert_with(|| String::from_utf8_lossy(payload).into_owned());
-                }
-            }
-        })?;
-        if !got {
-            return Err(io::Error::other("no PubAck in time"));
-        }
-    }
-    let elapsed = m.stop(t0);
-    if let Some(e) = first_err {
-        return Err(io::Error::other(format!(
-            "{errors} publishes failed, first: {e}"
-        )));
-    }
-    percentile_sample(&mut lat);
-    Ok(Outcome {
-        msgs: acked,
-        elapsed,
-        latencies: lat,
         ..Default::default()
     })
 }
