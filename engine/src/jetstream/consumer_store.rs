@@ -23,7 +23,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::acks::AckState;
-use super::persist::{stream_dir, OpIds, OpQueue};
+use super::persist::{replace_file as replace, stream_dir, OpIds, OpQueue};
 use crate::storage::{StorageId, StorageOp};
 
 const MAGIC: u32 = 0x4E41_4353;
@@ -206,37 +206,6 @@ impl StateFile {
             },
         ));
     }
-}
-
-/// Replace `dir/name` atomically: temporary file, cut to length, sync, rename.
-fn replace(dir: &str, name: &str, data: Bytes, ids: &mut OpIds, ops: &mut OpQueue) -> StorageId {
-    let tmp = format!("{dir}/{name}.tmp");
-    let len = data.len() as u64;
-    ops.push((
-        ids.alloc(),
-        StorageOp::Write {
-            file: tmp.clone(),
-            offset: 0,
-            data,
-        },
-    ));
-    ops.push((
-        ids.alloc(),
-        StorageOp::Truncate {
-            file: tmp.clone(),
-            len,
-        },
-    ));
-    ops.push((ids.alloc(), StorageOp::Sync { file: tmp.clone() }));
-    let id = ids.alloc();
-    ops.push((
-        id,
-        StorageOp::Rename {
-            from: tmp,
-            to: format!("{dir}/{name}"),
-        },
-    ));
-    id
 }
 
 #[cfg(test)]

@@ -73,6 +73,45 @@ pub struct Persist {
     last_index_len: u64,
 }
 
+/// Replace `dir/name` atomically: write a temporary file, cut it to length,
+/// sync it, rename it over. Returns the Rename's id: once it completed, the
+/// new contents are durable.
+pub fn replace_file(
+    dir: &str,
+    name: &str,
+    data: Bytes,
+    ids: &mut OpIds,
+    ops: &mut OpQueue,
+) -> StorageId {
+    let tmp = format!("{dir}/{name}.tmp");
+    let len = data.len() as u64;
+    ops.push((
+        ids.alloc(),
+        StorageOp::Write {
+            file: tmp.clone(),
+            offset: 0,
+            data,
+        },
+    ));
+    ops.push((
+        ids.alloc(),
+        StorageOp::Truncate {
+            file: tmp.clone(),
+            len,
+        },
+    ));
+    ops.push((ids.alloc(), StorageOp::Sync { file: tmp.clone() }));
+    let id = ids.alloc();
+    ops.push((
+        id,
+        StorageOp::Rename {
+            from: tmp,
+            to: format!("{dir}/{name}"),
+        },
+    ));
+    id
+}
+
 pub fn stream_dir(name: &str) -> String {
     format!("streams/{name}")
 }
@@ -169,34 +208,8 @@ impl Persist {
         self.replace_file("meta.json", json, ids, ops);
     }
 
-    /// Replace a file of the stream atomically: write a temporary file, cut it
-    /// to length, sync it, rename it over.
-    fn replace_file(&self, name: &str, json: Bytes, ids: &mut OpIds, ops: &mut OpQueue) {
-        let tmp = format!("{}/{name}.tmp", self.dir);
-        let len = json.len() as u64;
-        ops.push((
-            ids.alloc(),
-            StorageOp::Write {
-                file: tmp.clone(),
-                offset: 0,
-                data: json,
-            },
-        ));
-        ops.push((
-            ids.alloc(),
-            StorageOp::Truncate {
-                file: tmp.clone(),
-                len,
-            },
-        ));
-        ops.push((ids.alloc(), StorageOp::Sync { file: tmp.clone() }));
-        ops.push((
-            ids.alloc(),
-            StorageOp::Rename {
-                from: tmp,
-                to: format!("{}/{name}", self.dir),
-            },
-        ));
+    fn replace_file(&self, name: &str, data: Bytes, ids: &mut OpIds, ops: &mut OpQueue) {
+        replace_file(&self.dir, name, data, ids, ops);
     }
 
     /// Queue a message's record; returns where it will lie in the log.

@@ -1041,13 +1041,7 @@ impl JetStream {
         }
         // AckSyncs held for a state that will not be written.
         for a in self.consumer_acks.remove(&c.uid).unwrap_or_default() {
-            fx.publish.push(Outgoing {
-                subject: a.reply,
-                reply: None,
-                deliver: None,
-                headers: None,
-                payload: a.payload,
-            });
+            a.send(fx);
         }
         fx.unsubscribe
             .extend(JetStream::consumer_subjects(stream, &c));
@@ -1176,13 +1170,7 @@ impl JetStream {
                 // AckSync: answered once the consumer's state is on disk.
                 self.consumer_acks.entry(uid).or_default().push(ack);
             } else {
-                fx.publish.push(Outgoing {
-                    subject: ack.reply,
-                    reply: None,
-                    deliver: None,
-                    headers: None,
-                    payload: ack.payload,
-                });
+                ack.send(fx);
             }
         }
     }

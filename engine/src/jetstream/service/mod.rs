@@ -160,10 +160,23 @@ impl Effects {
     }
 }
 
-/// A PubAck waiting for its log records to be durable.
+/// A reply waiting for its storage operation: a PubAck for its log records,
+/// a consumer create for its meta.json, an AckSync for the consumer state.
 struct PendingAck {
     reply: Bytes,
     payload: Bytes,
+}
+
+impl PendingAck {
+    fn send(self, fx: &mut Effects) {
+        fx.publish.push(Outgoing {
+            subject: self.reply,
+            reply: None,
+            deliver: None,
+            headers: None,
+            payload: self.payload,
+        });
+    }
 }
 
 /// Who waits for a message read back from the log.
@@ -424,13 +437,7 @@ impl JetStream {
             // duplicate is held too: the message it names may not be durable yet.
             self.waiting.entry(StorageId(0)).or_default().push(ack);
         } else {
-            fx.publish.push(Outgoing {
-                subject: ack.reply,
-                reply: None,
-                deliver: None,
-                headers: None,
-                payload: ack.payload,
-            });
+            ack.send(fx);
         }
     }
 
@@ -485,13 +492,7 @@ impl JetStream {
                 Some(id) => self.waiting.entry(id).or_default().extend(held),
                 None => {
                     for a in held {
-                        fx.publish.push(Outgoing {
-                            subject: a.reply,
-                            reply: None,
-                            deliver: None,
-                            headers: None,
-                            payload: a.payload,
-                        });
+                        a.send(fx);
                     }
                 }
             }
@@ -602,24 +603,16 @@ impl JetStream {
                         let err = errors::stream_store_failed(e);
                         let body = serde_json::to_vec(&serde_json::json!({"error": err}))
                             .unwrap_or_default();
-                        fx.publish.push(Outgoing {
-                            subject: a.reply,
-                            reply: None,
-                            deliver: None,
-                            headers: None,
+                        PendingAck {
+                            reply: a.reply,
                             payload: Bytes::from(body),
-                        });
+                        }
+                        .send(fx);
                     }
                 }
                 _ => {
                     for a in acks {
-                        fx.publish.push(Outgoing {
-                            subject: a.reply,
-                            reply: None,
-                            deliver: None,
-                            headers: None,
-                            payload: a.payload,
-                        });
+                        a.send(fx);
                     }
                 }
             }
