@@ -755,3 +755,27 @@ fn consumer_info_snapshot() {
     schema::assert_valid("consumer_info_response", &i);
     assert_snapshot!(serde_json::to_string_pretty(&i).unwrap());
 }
+
+/// PU1, CC23: when the deliver subject loses its last subscriber the
+/// consumer is no longer bound, and an ephemeral goes after its threshold
+/// even with nothing to deliver.
+#[test]
+fn unsubscribe_unbinds_and_expires_push_ephemeral() {
+    let mut h = harness("memory", "limits");
+    h.send_raw(b"SUB u.x 31\r\n");
+    let r = h.request(
+        "$JS.API.CONSUMER.CREATE.S",
+        &json!({"stream_name": "S", "config": {"deliver_subject": "u.x", "inactive_threshold": SEC}})
+            .to_string(),
+    );
+    let name = r["name"].as_str().unwrap().to_string();
+    h.publish("s.a", b"1");
+    let i = h.request(&format!("$JS.API.CONSUMER.INFO.S.{name}"), "");
+    assert_eq!(i["push_bound"], json!(true), "{i}");
+    h.send_raw(b"UNSUB 31\r\n");
+    let i = h.request(&format!("$JS.API.CONSUMER.INFO.S.{name}"), "");
+    assert_ne!(i["push_bound"], json!(true), "{i}");
+    h.advance(1100 * MS);
+    let names = h.request("$JS.API.CONSUMER.NAMES.S", "");
+    assert_eq!(names["consumers"], json!([]), "{names}");
+}

@@ -155,6 +155,9 @@ impl Server {
         self.run_internal();
         let now = self.wall(self.now);
         let Some(js) = self.js.as_mut() else { return };
+        if std::mem::take(&mut self.interest_changed) {
+            js.interest_changed();
+        }
         // Consumers send what they may, before the flush that writes their state.
         let mut fx = Effects::default();
         let (index, subs) = (&mut self.index, &self.core.subs);

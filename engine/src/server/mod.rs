@@ -233,6 +233,9 @@ pub struct Server {
     wall_origin: i64,
     /// When JetStream's expiry timer is armed.
     js_timer: Option<Instant>,
+    /// A client subscription came or went this input: consumers look again
+    /// at their deliver subjects and requesters.
+    interest_changed: bool,
 }
 
 impl Server {
@@ -274,6 +277,7 @@ impl Server {
             storage_out: VecDeque::new(),
             wall_origin: 0,
             js_timer: None,
+            interest_changed: false,
         };
         server.start_services();
         server
@@ -655,6 +659,7 @@ impl Server {
         }
         let sub = self.core.subs.remove(sk);
         self.index.remove(&sub.subject, sub.queue.as_deref(), sk);
+        self.interest_changed |= sub.internal.is_none();
         if let Some(c) = self.core.conns.get_mut(sub.conn) {
             c.sids.remove(&sub.sid);
         }

@@ -403,10 +403,7 @@ impl Server {
         });
         self.core.conns[key].sids.insert(sid.into(), sk);
         self.index.insert(subject, queue, sk);
-        if let Some(js) = self.js.as_mut() {
-            // Push consumers waiting for a subscriber look again.
-            js.interest_changed();
-        }
+        self.interest_changed = true;
         if verbose {
             self.core.send(key, OK);
         }

@@ -1057,11 +1057,13 @@ impl JetStream {
         }
     }
 
-    /// Someone subscribed: push consumers without interest look again.
+    /// A client subscription came or went: push consumers look again at
+    /// their deliver subject (to start, or to stop and count as inactive),
+    /// pull consumers at their waiting requesters. Work: one step per consumer.
     pub fn interest_changed(&mut self) {
         for s in self.streams.values() {
             for c in s.consumers.values() {
-                if !c.config.is_pull() && !c.active {
+                if !c.config.is_pull() || !c.waiting.is_empty() {
                     self.dirty.insert(c.uid);
                 }
             }
