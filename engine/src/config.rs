@@ -44,7 +44,9 @@ pub struct Config {
     /// periodically.
     pub jetstream_sync_interval: Option<Duration>,
     /// Byte budget of each file-backed stream's cache of message headers and
-    /// payloads; older messages are read back from the log when needed.
+    /// payloads, each entry counted with its overhead
+    /// (`jetstream::store::CACHE_ENTRY_COST`); older messages are read back
+    /// from the log when needed.
     pub jetstream_cache_bytes: u64,
     /// Flushes between writes of a file-backed stream's index checkpoint
     /// (besides when a log segment closes and every 8 MiB of log).

@@ -779,3 +779,78 @@ fn unsubscribe_unbinds_and_expires_push_ephemeral() {
     let names = h.request("$JS.API.CONSUMER.NAMES.S", "");
     assert_eq!(names["consumers"], json!([]), "{names}");
 }
+
+/// A failed write of a consumer's state: the AckSync it held gets no answer
+/// (clients take any answer as success), the next snapshot replaces the
+/// file, and what was answered afterwards survives a power loss.
+#[test]
+fn failed_state_write_answers_nothing_and_rewrites() {
+    use natrium_engine::storage::StorageOp;
+    let mut h = harness("file", "limits");
+    create(
+        &mut h,
+        "P",
+        json!({"ack_policy": "explicit", "ack_wait": 30 * SEC}),
+    );
+    publish_n(&mut h, "s.a", 4);
+    let (_, r) = pull(&mut h, "P", "4");
+    let d: Vec<ParsedMsg> = deliveries(&r).into_iter().cloned().collect();
+    let n0 = ack_sync(&mut h, &d[0]);
+    assert!(h.take_reply(n0).is_some(), "a healthy AckSync is answered");
+    h.disk.fail = Some(Box::new(
+        |_, op| matches!(op, StorageOp::Write { file, .. } if file.ends_with("/obs/P/state")),
+    ));
+    let n1 = ack_sync(&mut h, &d[1]);
+    assert!(
+        h.take_reply(n1).is_none(),
+        "answered although its write failed"
+    );
+    h.disk.fail = None;
+    let n2 = ack_sync(&mut h, &d[2]);
+    assert!(h.take_reply(n2).is_some());
+    let renamed =
+        h.disk.log.iter().any(
+            |(_, op)| matches!(op, StorageOp::Rename { to, .. } if to.ends_with("/obs/P/state")),
+        );
+    assert!(renamed, "the state file was not replaced after the failure");
+    h.crash_restart(None);
+    let (_, r) = pull(&mut h, "P", r#"{"batch":10,"no_wait":true}"#);
+    let seqs: Vec<u64> = deliveries(&r).iter().map(|m| seq_dc(m).0).collect();
+    // 1 and 3 were answered (and 2 is in the snapshot that answered 3).
+    assert_eq!(seqs, [4], "{seqs:?}");
+}
+
+/// A message whose log write failed is never delivered, nor anything after
+/// it until a restart recovers what the disk holds.
+#[test]
+fn failed_log_write_stops_delivery_at_the_hole() {
+    use natrium_engine::storage::StorageOp;
+    let mut h = harness("file", "limits");
+    create(&mut h, "P", json!({"ack_policy": "explicit"}));
+    publish_n(&mut h, "s.a", 2);
+    // Message 3's write fails; message 4, published before that is known,
+    // is written and synced after it.
+    h.auto = false;
+    h.publish("s.a", b"lost");
+    h.publish("s.a", b"after");
+    let mut first = true;
+    h.disk.fail = Some(Box::new(move |_, op| {
+        let log_write = matches!(op, StorageOp::Write { file, .. } if file.contains("/log/"));
+        let fail = first && log_write;
+        first &= !log_write;
+        fail
+    }));
+    h.auto = true;
+    h.settle();
+    h.disk.fail = None;
+    let (_, r) = pull(&mut h, "P", r#"{"batch":10,"no_wait":true}"#);
+    let seqs: Vec<u64> = deliveries(&r).iter().map(|m| seq_dc(m).0).collect();
+    assert_eq!(seqs, [1, 2]);
+    h.kill_restart();
+    let (_, r) = pull(&mut h, "P", r#"{"batch":10,"no_wait":true}"#);
+    let seqs: Vec<u64> = deliveries(&r).iter().map(|m| seq_dc(m).0).collect();
+    assert!(
+        !seqs.contains(&3),
+        "the message whose write failed came: {seqs:?}"
+    );
+}

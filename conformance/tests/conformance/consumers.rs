@@ -79,8 +79,11 @@ async fn pull(consumer: &PullConsumer, batch: usize, expires: Duration) -> Vec<j
 }
 
 /// One `no_wait` pull request (fetch): what is available now, up to `batch`.
+/// A `fetch` (no_wait) of up to `batch`; an empty answer is asked again a
+/// few times, 100 ms apart: nats-server 2.9.10 counts a consumer's pending
+/// messages asynchronously, so a fetch right after a publish may find none.
 async fn fetch(consumer: &PullConsumer, batch: usize) -> Vec<jetstream::Message> {
-    let fut = async {
+    let once = || async {
         let mut msgs = consumer
             .fetch()
             .max_messages(batch)
@@ -93,7 +96,14 @@ async fn fetch(consumer: &PullConsumer, batch: usize) -> Vec<jetstream::Message>
         }
         out
     };
-    within("fetch", fut).await
+    for _ in 0..4 {
+        let got = within("fetch", once()).await;
+        if !got.is_empty() {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    within("fetch", once()).await
 }
 
 /// Stream sequence of a delivered message (from its `$JS.ACK` reply, AK1).

@@ -147,6 +147,9 @@ pub struct StateFile {
     dir: String,
     /// Bytes in the state file (the next append goes here).
     len: u64,
+    /// A write failed: the file may hold a hole, after which recovery would
+    /// read nothing; the next snapshot replaces the file.
+    pub rewrite: bool,
 }
 
 impl StateFile {
@@ -154,6 +157,7 @@ impl StateFile {
         StateFile {
             dir: consumer_dir(stream, name),
             len,
+            rewrite: false,
         }
     }
 
@@ -167,7 +171,8 @@ impl StateFile {
     pub fn write(&mut self, snap: &Snapshot, ids: &mut OpIds, ops: &mut OpQueue) -> StorageId {
         let data = snap.encode();
         let n = data.len() as u64;
-        if self.len > REWRITE_BYTES && self.len > 16 * n {
+        if self.rewrite || (self.len > REWRITE_BYTES && self.len > 16 * n) {
+            self.rewrite = false;
             self.len = n;
             return replace(&self.dir, "state", data, ids, ops);
         }

@@ -44,6 +44,16 @@ impl OpIds {
         self.0 += 1;
         StorageId(self.0)
     }
+
+    /// The ids allocated after `since` (a value of [`OpIds::last`]).
+    pub fn since(&self, since: u64) -> impl Iterator<Item = StorageId> {
+        (since + 1..=self.0).map(StorageId)
+    }
+
+    /// The last id allocated.
+    pub fn last(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Storage operations to emit, in order.

@@ -58,6 +58,16 @@ pub struct MsgMeta {
     pub loc: Option<Loc>,
 }
 
+/// What a cached entry costs beyond its headers and payload: its two map
+/// entries, and the subject and reply that share the payload's allocation.
+/// Counted so the budget bounds real memory (a small message costs about
+/// twice its size).
+pub const CACHE_ENTRY_COST: u64 = 128;
+
+fn cache_cost(headers: &Bytes, data: &Bytes) -> u64 {
+    (headers.len() + data.len()) as u64 + CACHE_ENTRY_COST
+}
+
 /// Headers and payload of a cached message.
 #[derive(Clone, Debug)]
 struct Cached {
@@ -360,7 +370,7 @@ impl MsgStore {
         }
         self.cache_drop(seq);
         self.tick += 1;
-        self.cache_bytes += (headers.len() + data.len()) as u64;
+        self.cache_bytes += cache_cost(&headers, &data);
         self.cache_order.insert(self.tick, seq);
         self.cache.insert(
             seq,
@@ -376,7 +386,7 @@ impl MsgStore {
     fn cache_drop(&mut self, seq: u64) {
         if let Some(c) = self.cache.remove(&seq) {
             self.cache_order.remove(&c.tick);
-            self.cache_bytes -= (c.headers.len() + c.data.len()) as u64;
+            self.cache_bytes -= cache_cost(&c.headers, &c.data);
         }
     }
 
@@ -397,7 +407,7 @@ impl MsgStore {
                 continue;
             }
             if let Some(c) = self.cache.remove(&seq) {
-                self.cache_bytes -= (c.headers.len() + c.data.len()) as u64;
+                self.cache_bytes -= cache_cost(&c.headers, &c.data);
             }
         }
         self.cache_order.extend(kept);
@@ -746,14 +756,15 @@ mod tests {
     #[test]
     fn cache_keeps_its_byte_budget_evicting_the_oldest_cached() {
         let mut s = MsgStore::new(Accounting::File, 1);
-        s.set_cache_budget(Some(30));
+        let entry = 10 + CACHE_ENTRY_COST;
+        s.set_cache_budget(Some(3 * entry));
         for i in 1..=5u64 {
             let seq = s.append(b("a"), Bytes::new(), b("0123456789"), i as i64);
             s.set_loc(seq, loc(seq));
         }
-        // Metadata of all five; payloads of the newest three (30 bytes).
+        // Metadata of all five; payloads of the newest three.
         assert_eq!((s.len(), s.bytes()), (5, 5 * (1 + 10 + 30)));
-        assert_eq!(s.cache_bytes(), 30);
+        assert_eq!(s.cache_bytes(), 3 * entry);
         let cached: Vec<u64> = (1..=5).filter(|q| s.is_cached(*q)).collect();
         assert_eq!(cached, vec![3, 4, 5]);
         assert_eq!(s.get(1), None);
@@ -771,7 +782,7 @@ mod tests {
         assert!(!s.is_cached(3));
         // Removal frees cache bytes; lookups need only metadata.
         s.remove(4);
-        assert_eq!(s.cache_bytes(), 20);
+        assert_eq!(s.cache_bytes(), 2 * entry);
         assert_eq!(s.next_matching(2, b"a"), Some(2));
         assert_eq!(s.last_matching(b"a"), Some(5));
         s.purge(None, None, None);
@@ -799,7 +810,7 @@ mod tests {
         for i in 0..100 {
             m.append(b("a"), Bytes::new(), b("0123456789"), i);
         }
-        assert_eq!(m.cache_bytes(), 1000);
+        assert_eq!(m.cache_bytes(), 100 * (10 + CACHE_ENTRY_COST));
     }
 
     #[derive(Clone, Debug)]

@@ -46,6 +46,11 @@ pub struct Stream {
     /// File-backed: the last sequence whose log record is durable (consumers
     /// deliver up to it; see `Stream::deliverable_last`).
     pub durable_seq: u64,
+    /// File-backed: the first sequence of a log write or sync that failed;
+    /// consumers deliver nothing from it on (until a restart).
+    pub hole_from: Option<u64>,
+    /// The last sequence whose record a flush has emitted.
+    pub flushed_through: u64,
     /// An encoded index and the Sync it waits for (see [`Stream::flush`]).
     pub staged_index: Option<(StorageId, Bytes)>,
     dedup: BTreeMap<Bytes, (u64, i64)>,
@@ -70,6 +75,8 @@ impl Stream {
             persist,
             consumers: BTreeMap::new(),
             durable_seq: 0,
+            hole_from: None,
+            flushed_through: 0,
             staged_index: None,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
@@ -93,11 +100,14 @@ impl Stream {
             persist: Some(persist),
             consumers: BTreeMap::new(),
             durable_seq: 0,
+            hole_from: None,
+            flushed_through: 0,
             staged_index: None,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
             last_msg_id: Bytes::new(),
         };
+        s.flushed_through = s.store.last_seq();
         // Rebuild the dedup window from the stored Nats-Msg-Ids.
         let found: Vec<(Bytes, u64, i64)> = s
             .store

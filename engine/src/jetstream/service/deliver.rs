@@ -975,7 +975,12 @@ impl JetStream {
                 }
                 c.changed = false;
                 c.changed_at = None;
+                let before = self.ids.last();
                 let id = f.write(&Snapshot::of(&c.acks), &mut self.ids, &mut fx.storage);
+                for op in self.ids.since(before) {
+                    self.state_ops.insert(op, c.uid);
+                }
+                self.state_done.entry(c.uid).or_default().insert(id);
                 if let Some(held) = self.consumer_acks.remove(&c.uid) {
                     self.waiting.entry(id).or_default().extend(held);
                 }
@@ -1118,10 +1123,15 @@ impl JetStream {
         };
         let body = &body[..];
         let mut acked = Vec::new();
+        // An ack of a message this consumer has not delivered (as far as its
+        // state after a restart knows) does nothing, and the message will
+        // come: an AckSync of it gets no answer rather than a false one.
+        let ahead = sseq >= c.acks.sseq && !c.acks.is_pending(sseq);
         let mut reply_ok = sseq != 0;
         let name = c.config.consumer_name().to_string();
         if body.is_empty() || body == b"+ACK" || body == b"+OK" {
             acked = c.acks.ack(sseq, dseq).seqs;
+            reply_ok &= !ahead;
         } else if let Some(rest) = body.strip_prefix(b"+NXT") {
             acked = c.acks.ack(sseq, dseq).seqs;
             if let Some(r) = reply {
@@ -1146,6 +1156,7 @@ impl JetStream {
             c.acks.progress(sseq, now);
         } else if body.starts_with(b"+TERM") {
             acked = c.acks.ack(sseq, dseq).seqs;
+            reply_ok &= !ahead;
             fx.publish.push(advisory(
                 &mut self.rng,
                 now,
@@ -1352,6 +1363,40 @@ impl JetStream {
         }
     }
 
+    /// A storage operation of a consumer's state write completed. A failure
+    /// fails every AckSync waiting on a state write of that consumer still in
+    /// flight (a later append may lie past a hole that recovery stops at),
+    /// and the next snapshot replaces the file.
+    pub(super) fn state_op_done(&mut self, id: StorageId, failed: bool) {
+        let Some(uid) = self.state_ops.remove(&id) else {
+            return;
+        };
+        if let Some(set) = self.state_done.get_mut(&uid) {
+            if failed {
+                self.doomed.extend(set.iter().copied());
+                set.clear();
+            } else {
+                set.remove(&id);
+            }
+            if set.is_empty() {
+                self.state_done.remove(&uid);
+            }
+        }
+        if failed {
+            tracing::warn!("JetStream consumer state write failed; the state file is rewritten");
+            if let Some(c) = self
+                .consumer_at
+                .get(&uid)
+                .and_then(|(s, c)| self.streams.get_mut(s)?.consumers.get_mut(c))
+            {
+                if let Some(f) = c.file.as_mut() {
+                    f.rewrite = true;
+                }
+                c.changed = true;
+            }
+        }
+    }
+
     /// A read for consumer `uid` completed. The consumer looks again once
     /// its last read is in.
     pub(super) fn consumer_read_done(&mut self, uid: u64, outcome: ReadOutcome) {
@@ -1394,7 +1439,8 @@ impl Stream {
     /// last one whose log record is durable.
     pub fn deliverable_last(&self) -> u64 {
         if self.persist.is_some() {
-            self.durable_seq.min(self.store.last_seq())
+            let before_hole = self.hole_from.map_or(u64::MAX, |h| h - 1);
+            self.durable_seq.min(self.store.last_seq()).min(before_hole)
         } else {
             self.store.last_seq()
         }

@@ -286,6 +286,13 @@ pub struct JetStream {
     consumer_acks: BTreeMap<u64, Vec<PendingAck>>,
     /// Log syncs (or, relaxed, writes) and the stream sequence they make durable.
     durable_marks: BTreeMap<StorageId, (u64, u64)>,
+    /// Log writes and syncs in flight, with their stream and the first
+    /// sequence their records hold: if one fails, consumers stop before it.
+    flush_seqs: BTreeMap<StorageId, (u64, u64)>,
+    /// Every operation of a consumer state write in flight, by consumer uid,
+    /// and the operations that complete each write, per consumer.
+    state_ops: BTreeMap<StorageId, u64>,
+    state_done: BTreeMap<u64, BTreeSet<StorageId>>,
 }
 
 impl JetStream {
@@ -321,6 +328,9 @@ impl JetStream {
             next_consumer_deadline: None,
             consumer_acks: BTreeMap::new(),
             durable_marks: BTreeMap::new(),
+            flush_seqs: BTreeMap::new(),
+            state_ops: BTreeMap::new(),
+            state_done: BTreeMap::new(),
         };
         for s in API_SUBJECTS {
             fx.subscribe.push((Target::Api, s.to_string()));
@@ -461,12 +471,16 @@ impl JetStream {
         let mut last_sync = None;
         let mut writes = Vec::new();
         for s in self.streams.values_mut() {
+            let first = s.flushed_through + 1;
             let flushed = s.flush(sync, &mut self.ids, &mut fx.storage);
+            s.flushed_through = s.store.last_seq();
             if let Some((sync, data)) = s.staged_index.take() {
                 self.staged_index.insert(sync, (s.id, data));
             }
             if let Some((write, done)) = flushed {
                 self.durable_marks.insert(done, (s.id, s.store.last_seq()));
+                self.flush_seqs.insert(write, (s.id, first));
+                self.flush_seqs.insert(done, (s.id, first));
                 // In relaxed mode the write itself is what acks wait for.
                 if write != done {
                     writes.push(write);
@@ -555,6 +569,17 @@ impl JetStream {
             self.dirty.append(&mut self.starved);
             return self.read_done(read, result, fx);
         }
+        let failed = matches!(result, StorageResult::Error(_));
+        self.state_op_done(id, failed);
+        if let Some((sid, first)) = self.flush_seqs.remove(&id) {
+            if failed {
+                // Nothing from this write on is delivered until a restart
+                // recovers what the disk holds (publishes stop too).
+                if let Some(s) = self.stream_by_id(sid) {
+                    s.hole_from = Some(s.hole_from.map_or(first, |h| h.min(first)));
+                }
+            }
+        }
         if let Some((sid, seq)) = self.durable_marks.remove(&id) {
             if !matches!(result, StorageResult::Error(_)) && !self.doomed.contains(&id) {
                 if let Some(s) = self.stream_by_id(sid) {
@@ -600,6 +625,11 @@ impl JetStream {
             match &result {
                 StorageResult::Error(e) => {
                     for a in acks {
+                        if a.payload.is_empty() {
+                            // An AckSync (its answer is empty): clients take
+                            // any answer as success, so a failed one gets none.
+                            continue;
+                        }
                         let err = errors::stream_store_failed(e);
                         let body = serde_json::to_vec(&serde_json::json!({"error": err}))
                             .unwrap_or_default();
