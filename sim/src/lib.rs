@@ -15,6 +15,7 @@ pub mod proto;
 pub mod roles;
 pub mod scenario;
 pub mod trace;
+pub mod worker;
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -29,12 +30,16 @@ use natrium_engine::{Config, Server};
 pub use disk::SimDisk;
 use roles::{Ctx, JsPublisher, Obs, Publisher, Requester, Responder, Shared, SubObs, Subscriber};
 pub use scenario::{Fault, Scenario};
-use scenario::{END, HARD_LIMIT, QUIET_PUBLISH};
+use scenario::{END, HARD_LIMIT, QUIET_PUBLISH, SAFETY_END};
 pub use trace::Trace;
+use worker::JsWorker;
 
 /// Simulated time per step. Every host runs once per step, so this is the
 /// grain of the simulation; 2 ms keeps a seed near 30 ms of CPU.
 pub const TICK: Duration = Duration::from_millis(2);
+
+/// An AckSync sent this long before the end must have its answer by then.
+const ANSWER_MARGIN: Duration = Duration::from_millis(300);
 
 /// The server's client port.
 pub const PORT: u16 = 4222;
@@ -107,7 +112,7 @@ fn describe(s: &Scenario) -> String {
         .filter(|(_, f)| matches!(f, Fault::Partition { .. }))
         .count();
     format!(
-        "pubs {} subs {} workers {} req/rsp {}/{} js {}{} | latency {:?}..{:?} | crashes {crashes} partitions {partitions} disconnects {} disk errors {} slow subs {}",
+        "pubs {} subs {} workers {} req/rsp {}/{} js {}{} js workers {} | latency {:?}..{:?} | crashes {crashes} partitions {partitions} disconnects {} disk errors {} slow subs {}",
         s.publishers,
         s.subscribers.len(),
         s.queue_workers,
@@ -115,6 +120,7 @@ fn describe(s: &Scenario) -> String {
         s.responders,
         s.js_publishers,
         s.sync_interval.map(|d| format!(" (sync_interval {d:?})")).unwrap_or_default(),
+        s.js_workers,
         s.min_latency,
         s.max_latency,
         s.disconnects.len(),
@@ -258,8 +264,15 @@ fn simulate(
             max_msgs: sc.max_msgs,
             healthy_disk: !sc.disk_errors(),
             verifier: i == 0,
+            consumer: sc.js_workers > 0,
         };
         sim.client(name, j.run());
+    }
+    for i in 0..sc.js_workers {
+        let name = format!("jw{i}");
+        obs.borrow_mut().consumer.sessions.push(Vec::new());
+        let w = JsWorker::new(ctx(name.clone(), next()), i);
+        sim.client(name, roles::run_role(w));
     }
 
     let mut faults = sc.faults.iter().peekable();
@@ -288,7 +301,10 @@ fn simulate(
                     let kept = disk.power_loss(*torn);
                     trace.log_at(t, || format!("disk: power lost, {kept} torn bytes kept"));
                 }
-                Fault::Restart => sim.bounce("server"),
+                Fault::Restart => {
+                    sim.bounce("server");
+                    obs.borrow_mut().server_starts.push(t);
+                }
                 Fault::DiskErrors(rate) => disk.set_faults(*rate, sc.disk_latency),
             }
         }
@@ -369,6 +385,7 @@ pub fn check(sc: &Scenario, obs: &Obs, trace: &Trace) {
         }
     }
     check_jetstream(sc, obs, trace);
+    check_consumer(sc, obs, trace);
 }
 
 fn check_jetstream(sc: &Scenario, obs: &Obs, trace: &Trace) {
@@ -500,5 +517,183 @@ fn check_jetstream(sc: &Scenario, obs: &Obs, trace: &Trace) {
                 }
             }
         }
+    }
+}
+
+/// The consumer invariants over what the pull workers saw: an answered
+/// AckSync is final; one delivery goes to one worker; delivered messages are
+/// the stream's; after the faults, every stored message is delivered and acked.
+fn check_consumer(sc: &Scenario, obs: &Obs, trace: &Trace) {
+    if sc.js_workers == 0 {
+        return;
+    }
+    let c = &obs.consumer;
+    let restarts = &obs.server_starts;
+    let mut answered: std::collections::BTreeMap<u64, Vec<&worker::AckSync>> = Default::default();
+    for a in c.syncs.iter().filter(|a| a.answered.is_some()) {
+        answered.entry(a.seq).or_default().push(a);
+    }
+
+    // An answered AckSync survives everything: a delivery of its sequence
+    // that the server chose after sending the answer is a violation. Known
+    // to be after: later on the same connection (TCP keeps the server's
+    // order), or for a pull request sent after the answer arrived.
+    for d in &c.deliveries {
+        let Some(acks) = answered.get(&d.seq) else {
+            continue;
+        };
+        let later = acks.iter().find(|a| {
+            let (_, order) = a.answered.expect("filtered");
+            (d.worker == a.worker && d.session == a.session && d.order > order) || d.asked > order
+        });
+        let Some(a) = later else {
+            continue;
+        };
+        let (at, _) = a.answered.expect("filtered");
+        let what = format!(
+            "seq {} delivered again (delivery {} to jw{} at {:?}, pulled at {:?}) after jw{}'s AckSync of delivery {} was answered at {:?}",
+            d.seq, d.count, d.worker, d.at, d.asked_at, a.worker, a.count, at
+        );
+        trace.violation(format!("consumer: {what}"));
+    }
+
+    // One delivery (sequence and delivery count) reaches one worker, once.
+    // A restart may send it again: the count is only as durable as the
+    // consumer's last snapshot. Both were chosen after their pull requests.
+    let mut first: std::collections::BTreeMap<(u64, u64), &worker::Delivery> = Default::default();
+    for d in &c.deliveries {
+        let Some(p) = first.get(&(d.seq, d.count)) else {
+            first.insert((d.seq, d.count), d);
+            continue;
+        };
+        let (lo, hi) = (p.asked_at.min(d.asked_at), p.at.max(d.at));
+        if let Some(r) = restarts.iter().find(|r| lo <= **r && **r <= hi) {
+            trace.log_at(d.at, || {
+                format!(
+                    "consumer: seq {} delivery {} again (jw{} at {:?}, then jw{}), across the restart at {r:?}",
+                    d.seq, d.count, p.worker, p.at, d.worker
+                )
+            });
+        } else {
+            trace.violation(format!(
+                "consumer: seq {} delivery {} went to jw{} at {:?} and to jw{} at {:?}, with no restart between",
+                d.seq, d.count, p.worker, p.at, d.worker, d.at
+            ));
+        }
+    }
+
+    let redelivered = c.deliveries.iter().filter(|d| d.count > 1).count();
+    trace.log_at(END, || {
+        format!(
+            "consumer: {} deliveries ({redelivered} redeliveries), {} of {} AckSyncs answered, {} plain acks; at the end {:?}",
+            c.deliveries.len(),
+            c.syncs.iter().filter(|a| a.answered.is_some()).count(),
+            c.syncs.len(),
+            c.plain_acks.len(),
+            c.info
+        )
+    });
+    let Some(view) = &obs.stream else {
+        return;
+    };
+
+    // What was delivered is what the stream stores at that sequence (or,
+    // removed by max_msgs since, the message PubAck'd with it). Only
+    // durable messages are delivered, so none is lost afterwards.
+    let mut by_seq = std::collections::BTreeMap::new();
+    for a in &obs.js_acks {
+        by_seq.insert(a.seq, (a.client, a.msg));
+    }
+    for d in &c.deliveries {
+        let expected = match view.msgs.get(&d.seq) {
+            Some((subject, id, data)) => Some((subject.clone(), id.clone(), data)),
+            None if d.seq < view.first_seq && sc.max_msgs.is_some() => {
+                by_seq.get(&d.seq).and_then(|&(client, msg)| {
+                    let data = obs.js_sent.get(&(client, msg))?;
+                    Some((
+                        format!("js.p{client}"),
+                        Some(format!("j{client}-{msg}")),
+                        data,
+                    ))
+                })
+            }
+            None => {
+                trace.violation(format!(
+                    "consumer: seq {} (delivered to jw{} at {:?}) is not in the stream ({}..={})",
+                    d.seq, d.worker, d.at, view.first_seq, view.last_seq
+                ));
+                continue;
+            }
+        };
+        if let Some((subject, id, data)) = expected {
+            if subject != d.subject || id != d.id || *data != d.payload {
+                trace.violation(format!(
+                    "consumer: seq {} delivered to jw{} at {:?} as {} id {:?} ({} bytes), the stream holds {subject} id {id:?} ({} bytes)",
+                    d.seq,
+                    d.worker,
+                    d.at,
+                    d.subject,
+                    d.id,
+                    d.payload.len(),
+                    data.len()
+                ));
+            }
+        }
+    }
+
+    // Completeness needs a healthy disk (a failed write stops the stream
+    // until a restart) and a worker pulling through the quiet phase.
+    if sc.disk_errors() {
+        return;
+    }
+    for (i, sessions) in c.sessions.iter().enumerate() {
+        if !stable_at(sessions, QUIET_PUBLISH) {
+            trace.violation(format!(
+                "jw{i}: not pulling from the consumer through the quiet phase"
+            ));
+        }
+    }
+    if !c.sessions.iter().any(|s| stable_at(s, QUIET_PUBLISH)) {
+        return;
+    }
+    let delivered: std::collections::BTreeSet<u64> = c.deliveries.iter().map(|d| d.seq).collect();
+    let mut acked = c.plain_acks.clone();
+    acked.extend(c.syncs.iter().map(|a| a.seq));
+    for (&seq, (subject, _, _)) in &view.msgs {
+        if !delivered.contains(&seq) {
+            trace.violation(format!(
+                "consumer: seq {seq} ({subject}) never delivered to a worker"
+            ));
+        } else if !acked.contains(&seq) {
+            trace.violation(format!(
+                "consumer: seq {seq} ({subject}) delivered but never acked"
+            ));
+        }
+    }
+    // Once everything has settled, an AckSync is answered (when its
+    // connection lasts: a lost connection is a violation of its own).
+    for a in &c.syncs {
+        let lasted = c.sessions[a.worker]
+            .get(a.session)
+            .is_some_and(|s| s.ended.is_none_or(|e| e >= END));
+        let settled = a.sent_at >= SAFETY_END + worker::ACK_WAIT;
+        if a.answered.is_none() && lasted && settled && a.sent_at + ANSWER_MARGIN <= END {
+            trace.violation(format!(
+                "jw{}: AckSync of seq {} delivery {} sent at {:?} never answered",
+                a.worker, a.seq, a.count, a.sent_at
+            ));
+        }
+    }
+    match &c.info {
+        None => trace.violation("consumer: never read back".into()),
+        Some(i) if i.error.is_some() => trace.violation(format!(
+            "consumer: gone at the end: {}",
+            i.error.as_deref().unwrap_or_default()
+        )),
+        Some(i) if i.num_ack_pending > 0 || i.num_pending > 0 => trace.violation(format!(
+            "consumer: at the end {} acks pending and {} messages not delivered ({i:?})",
+            i.num_ack_pending, i.num_pending
+        )),
+        Some(_) => {}
     }
 }

@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use crate::proto::{Conn, Frame, Msg};
 use crate::scenario::{END, QUIET_PUBLISH, SAFETY_END};
 use crate::trace::{now, Trace};
+use crate::worker::{ConsumerObs, ConsumerView, CONSUMER};
 
 /// A client's keepalive: a PING after this much silence...
 const KEEPALIVE: Duration = Duration::from_millis(150);
@@ -84,6 +85,10 @@ pub struct Obs {
     pub js_done: usize,
     /// What the verifier read back: the stream's state and messages.
     pub stream: Option<StreamView>,
+    /// JetStream pull workers and the consumer they share.
+    pub consumer: ConsumerObs,
+    /// When the server started again after a crash (simulated time).
+    pub server_starts: Vec<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -109,12 +114,12 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn log(&self, what: impl std::fmt::Display) {
+    pub(crate) fn log(&self, what: impl std::fmt::Display) {
         let name = &self.name;
         self.trace.log(|| format!("{name}: {what}"));
     }
 
-    fn violation(&self, what: impl std::fmt::Display) {
+    pub(crate) fn violation(&self, what: impl std::fmt::Display) {
         self.trace.violation(format!("{}: {what}", self.name));
     }
 }
@@ -758,6 +763,8 @@ pub struct JsPublisher {
     pub max_msgs: Option<u64>,
     pub healthy_disk: bool,
     pub verifier: bool,
+    /// Whether the verifier also reads the workers' consumer back.
+    pub consumer: bool,
 }
 
 impl JsPublisher {
@@ -1059,6 +1066,31 @@ impl JsPublisher {
                 .find_map(|l| l.strip_prefix("Nats-Msg-Id:").map(|v| v.trim().to_string()));
             let subject = m["subject"].as_str().unwrap_or("").to_string();
             view.msgs.insert(seq, (subject, id, data));
+        }
+        if self.consumer {
+            // Last: every ack the workers sent has been processed by now.
+            let v = self
+                .request(
+                    &mut conn,
+                    &format!("$JS.API.CONSUMER.INFO.{STREAM}.{CONSUMER}"),
+                    "_INBOX.v.consumer",
+                    b"",
+                )
+                .await?;
+            let n = |a: &str, b: Option<&str>| {
+                let x = &v[a];
+                b.map_or(x, |b| &x[b]).as_u64().unwrap_or(0)
+            };
+            let info = ConsumerView {
+                num_ack_pending: n("num_ack_pending", None),
+                num_pending: n("num_pending", None),
+                num_redelivered: n("num_redelivered", None),
+                delivered_stream_seq: n("delivered", Some("stream_seq")),
+                ack_floor_stream_seq: n("ack_floor", Some("stream_seq")),
+                error: v.get("error").map(|e| e.to_string()),
+            };
+            self.ctx.log(format_args!("consumer read back: {info:?}"));
+            self.ctx.obs.borrow_mut().consumer.info = Some(info);
         }
         Ok(view)
     }

@@ -54,6 +54,9 @@ pub struct Scenario {
     pub requesters: usize,
     pub responders: usize,
     pub js_publishers: usize,
+    /// Pull workers sharing the durable consumer `W` on the stream (0-2 when
+    /// there are JetStream publishers).
+    pub js_workers: usize,
     /// The stream's max_msgs (discard old), when limited.
     pub max_msgs: Option<u64>,
     pub min_latency: Duration,
@@ -179,6 +182,35 @@ impl Scenario {
             let end = (start + at(&mut rng, 50, 1000)).min(SAFETY_END - Duration::from_millis(50));
             faults.push((end, Fault::DiskErrors(0.0)));
         }
+
+        // Drawn after everything above, so that a seed keeps the clients and
+        // faults it had before consumers joined.
+        let js_workers = if js_publishers > 0 {
+            rng.random_range(0..=2)
+        } else {
+            0
+        };
+        for i in 0..js_workers {
+            let who = format!("jw{i}");
+            if rng.random_bool(0.3) {
+                disconnects.push((at(&mut rng, 100, safety - 100), who.clone()));
+            }
+            if rng.random_bool(0.3) {
+                let hold = rng.random_bool(0.5);
+                let start = at(&mut rng, 100, safety - 400);
+                let end =
+                    (start + at(&mut rng, 50, 800)).min(SAFETY_END - Duration::from_millis(50));
+                faults.push((
+                    start,
+                    Fault::Partition {
+                        client: who.clone(),
+                        hold,
+                    },
+                ));
+                faults.push((end, Fault::Repair { client: who, hold }));
+            }
+        }
+        disconnects.sort();
         faults.sort_by_key(|(t, _)| *t);
 
         Scenario {
@@ -188,6 +220,7 @@ impl Scenario {
             requesters,
             responders,
             js_publishers,
+            js_workers,
             max_msgs,
             min_latency,
             max_latency,
