@@ -854,3 +854,34 @@ fn failed_log_write_stops_delivery_at_the_hole() {
         "the message whose write failed came: {seqs:?}"
     );
 }
+
+/// A replacement state file whose write failed is never renamed over the
+/// good one (an executor performs the Rename after a failed Write): the
+/// answered ack survives a power loss.
+#[test]
+fn failed_replacement_keeps_the_old_state() {
+    use natrium_engine::storage::StorageOp;
+    let mut h = harness("file", "limits");
+    create(
+        &mut h,
+        "P",
+        json!({"ack_policy": "explicit", "ack_wait": 30 * SEC}),
+    );
+    publish_n(&mut h, "s.a", 4);
+    let (_, r) = pull(&mut h, "P", "4");
+    let d: Vec<ParsedMsg> = deliveries(&r).into_iter().cloned().collect();
+    let n0 = ack_sync(&mut h, &d[0]);
+    assert!(h.take_reply(n0).is_some());
+    // The append fails; then the replacement's write fails too.
+    h.disk.fail = Some(Box::new(
+        |_, op| matches!(op, StorageOp::Write { file, .. } if file.contains("/obs/P/state")),
+    ));
+    let n1 = ack_sync(&mut h, &d[1]);
+    let n2 = ack_sync(&mut h, &d[2]);
+    assert!(h.take_reply(n1).is_none() && h.take_reply(n2).is_none());
+    h.disk.fail = None;
+    h.crash_restart(None);
+    let (_, r) = pull(&mut h, "P", r#"{"batch":10,"no_wait":true}"#);
+    let seqs: Vec<u64> = deliveries(&r).iter().map(|m| seq_dc(m).0).collect();
+    assert_eq!(seqs, [2, 3, 4], "the answered ack of 1 was lost");
+}

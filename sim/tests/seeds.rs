@@ -37,6 +37,12 @@ const REGRESSIONS: &[(u64, &str)] = &[
     (616, "the same"),
     (5003430, "the same"),
     (5004024, "the same"),
+    (
+        5000975,
+        "consumer: a replacement state file whose write failed was renamed over the good one; acked messages came again",
+    ),
+    (5002251, "the same"),
+    (5002439, "the same"),
 ];
 
 fn failure(r: &Report) -> String {

@@ -150,6 +150,11 @@ pub struct StateFile {
     /// A write failed: the file may hold a hole, after which recovery would
     /// read nothing; the next snapshot replaces the file.
     pub rewrite: bool,
+    /// A replacement is written to `state.tmp` and waits to be renamed over
+    /// `state` (only once every one of its operations succeeded: an executor
+    /// performs a Rename even after the Write before it failed). No snapshot
+    /// is written meanwhile.
+    pub staging: bool,
 }
 
 impl StateFile {
@@ -158,6 +163,7 @@ impl StateFile {
             dir: consumer_dir(stream, name),
             len,
             rewrite: false,
+            staging: false,
         }
     }
 
@@ -168,13 +174,44 @@ impl StateFile {
 
     /// Write a snapshot (appended, or the file rewritten when it has grown);
     /// returns the id of the operation whose completion makes it durable.
-    pub fn write(&mut self, snap: &Snapshot, ids: &mut OpIds, ops: &mut OpQueue) -> StorageId {
+    ///
+    /// A replacement stops at the Sync of `state.tmp`, whose id comes back
+    /// with the Rename to emit once that Sync (and all before it) succeeded.
+    pub fn write(
+        &mut self,
+        snap: &Snapshot,
+        ids: &mut OpIds,
+        ops: &mut OpQueue,
+    ) -> (StorageId, Option<StorageOp>) {
         let data = snap.encode();
         let n = data.len() as u64;
         if self.rewrite || (self.len > REWRITE_BYTES && self.len > 16 * n) {
             self.rewrite = false;
+            self.staging = true;
             self.len = n;
-            return replace(&self.dir, "state", data, ids, ops);
+            let tmp = format!("{}/state.tmp", self.dir);
+            ops.push((
+                ids.alloc(),
+                StorageOp::Write {
+                    file: tmp.clone(),
+                    offset: 0,
+                    data,
+                },
+            ));
+            ops.push((
+                ids.alloc(),
+                StorageOp::Truncate {
+                    file: tmp.clone(),
+                    len: n,
+                },
+            ));
+            let sync = ids.alloc();
+            ops.push((sync, StorageOp::Sync { file: tmp.clone() }));
+            let rename = StorageOp::Rename {
+                from: tmp,
+                to: format!("{}/state", self.dir),
+            };
+            return (sync, Some(rename));
         }
         let file = format!("{}/state", self.dir);
         ops.push((
@@ -188,7 +225,7 @@ impl StateFile {
         self.len += n;
         let id = ids.alloc();
         ops.push((id, StorageOp::Sync { file }));
-        id
+        (id, None)
     }
 
     /// Cut the state file to the end of its last whole snapshot.

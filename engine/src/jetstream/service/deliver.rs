@@ -963,7 +963,7 @@ impl JetStream {
                 continue;
             }
             for c in s.consumers.values_mut() {
-                let Some(f) = c.file.as_mut().filter(|_| c.changed) else {
+                let Some(f) = c.file.as_mut().filter(|f| c.changed && !f.staging) else {
                     continue;
                 };
                 let since = *c.changed_at.get_or_insert(now);
@@ -976,9 +976,12 @@ impl JetStream {
                 c.changed = false;
                 c.changed_at = None;
                 let before = self.ids.last();
-                let id = f.write(&Snapshot::of(&c.acks), &mut self.ids, &mut fx.storage);
+                let (id, rename) = f.write(&Snapshot::of(&c.acks), &mut self.ids, &mut fx.storage);
                 for op in self.ids.since(before) {
                     self.state_ops.insert(op, c.uid);
+                }
+                if let Some(op) = rename {
+                    self.state_renames.insert(id, (c.uid, op));
                 }
                 self.state_done.entry(c.uid).or_default().insert(id);
                 if let Some(held) = self.consumer_acks.remove(&c.uid) {
@@ -1395,6 +1398,46 @@ impl JetStream {
                 c.changed = true;
             }
         }
+    }
+
+    /// The Sync of a consumer's replacement state file completed: rename it
+    /// over the state file if every operation writing it succeeded (the
+    /// AckSyncs held for it then wait for the Rename); otherwise the next
+    /// snapshot tries again. Whether `id` was such a Sync.
+    pub(super) fn state_staged_done(
+        &mut self,
+        id: StorageId,
+        failed: bool,
+        fx: &mut Effects,
+    ) -> bool {
+        let Some((uid, rename)) = self.state_renames.remove(&id) else {
+            return false;
+        };
+        let ok = !failed && !self.doomed.contains(&id);
+        let c = self
+            .consumer_at
+            .get(&uid)
+            .and_then(|(s, c)| self.streams.get_mut(s)?.consumers.get_mut(c));
+        let Some(c) = c else {
+            return false;
+        };
+        if let Some(f) = c.file.as_mut() {
+            f.staging = false;
+            f.rewrite |= !ok;
+        }
+        self.dirty.insert(uid);
+        if !ok {
+            c.changed = true;
+            return false;
+        }
+        let rid = self.ids.alloc();
+        fx.storage.push((rid, rename));
+        self.state_ops.insert(rid, uid);
+        self.state_done.entry(uid).or_default().insert(rid);
+        if let Some(held) = self.waiting.remove(&id) {
+            self.waiting.entry(rid).or_default().extend(held);
+        }
+        true
     }
 
     /// A read for consumer `uid` completed. The consumer looks again once

@@ -293,6 +293,9 @@ pub struct JetStream {
     /// and the operations that complete each write, per consumer.
     state_ops: BTreeMap<StorageId, u64>,
     state_done: BTreeMap<u64, BTreeSet<StorageId>>,
+    /// Syncs of replacement state files, with the consumer and the Rename
+    /// to emit once they succeeded.
+    state_renames: BTreeMap<StorageId, (u64, StorageOp)>,
 }
 
 impl JetStream {
@@ -331,6 +334,7 @@ impl JetStream {
             flush_seqs: BTreeMap::new(),
             state_ops: BTreeMap::new(),
             state_done: BTreeMap::new(),
+            state_renames: BTreeMap::new(),
         };
         for s in API_SUBJECTS {
             fx.subscribe.push((Target::Api, s.to_string()));
@@ -571,6 +575,9 @@ impl JetStream {
         }
         let failed = matches!(result, StorageResult::Error(_));
         self.state_op_done(id, failed);
+        if self.state_staged_done(id, failed, fx) {
+            return;
+        }
         if let Some((sid, first)) = self.flush_seqs.remove(&id) {
             if failed {
                 // Nothing from this write on is delivered until a restart
