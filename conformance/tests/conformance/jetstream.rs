@@ -154,47 +154,16 @@ fn b64(s: &str) -> Value {
     Value::String(encode(s.as_bytes()))
 }
 
-/// Tiny standard base64 (the conformance crate has no base64 dependency).
+/// Standard base64 (what the JetStream API uses for `data` and `hdrs`).
 mod base64_lite {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    use base64::Engine;
     pub fn encode(b: &[u8]) -> String {
-        let mut out = String::new();
-        for ch in b.chunks(3) {
-            let n = (ch[0] as u32) << 16
-                | (*ch.get(1).unwrap_or(&0) as u32) << 8
-                | *ch.get(2).unwrap_or(&0) as u32;
-            out.push(T[(n >> 18) as usize & 63] as char);
-            out.push(T[(n >> 12) as usize & 63] as char);
-            out.push(if ch.len() > 1 {
-                T[(n >> 6) as usize & 63] as char
-            } else {
-                '='
-            });
-            out.push(if ch.len() > 2 {
-                T[n as usize & 63] as char
-            } else {
-                '='
-            });
-        }
-        out
+        base64::engine::general_purpose::STANDARD.encode(b)
     }
     pub fn decode(s: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut acc = 0u32;
-        let mut bits = 0;
-        for c in s.bytes() {
-            let v = match T.iter().position(|&t| t == c) {
-                Some(v) => v as u32,
-                None => continue, // '=' padding
-            };
-            acc = acc << 6 | v;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-            }
-        }
-        out
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .expect("base64")
     }
 }
 
