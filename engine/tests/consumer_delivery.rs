@@ -885,3 +885,35 @@ fn failed_replacement_keeps_the_old_state() {
     let seqs: Vec<u64> = deliveries(&r).iter().map(|m| seq_dc(m).0).collect();
     assert_eq!(seqs, [2, 3, 4], "the answered ack of 1 was lost");
 }
+
+/// A consumer's meta.json whose write failed is not renamed into place (the
+/// create is answered with an error) and is written again: the consumer and
+/// its answered acks survive a power loss.
+#[test]
+fn failed_meta_write_is_retried_not_renamed() {
+    use natrium_engine::storage::StorageOp;
+    let mut h = harness("file", "limits");
+    publish_n(&mut h, "s.a", 3);
+    let mut once = true;
+    h.disk.fail = Some(Box::new(move |_, op| {
+        let meta = matches!(op, StorageOp::Write { file, .. } if file.contains("/obs/P/meta.json"));
+        let fail = once && meta;
+        once &= !meta;
+        fail
+    }));
+    let r = h.request(
+        "$JS.API.CONSUMER.DURABLE.CREATE.S.P",
+        &json!({"stream_name": "S", "config": {"durable_name": "P", "ack_policy": "explicit"}})
+            .to_string(),
+    );
+    assert_eq!(r["error"]["err_code"], 10077, "{r}");
+    h.disk.fail = None;
+    let (_, r) = pull(&mut h, "P", "1");
+    let d: Vec<ParsedMsg> = deliveries(&r).into_iter().cloned().collect();
+    let n = ack_sync(&mut h, &d[0]);
+    assert!(h.take_reply(n).is_some());
+    h.crash_restart(None);
+    let (_, r) = pull(&mut h, "P", r#"{"batch":10,"no_wait":true}"#);
+    let seqs: Vec<u64> = deliveries(&r).iter().map(|m| seq_dc(m).0).collect();
+    assert_eq!(seqs, [2, 3], "the consumer or its answered ack was lost");
+}

@@ -23,7 +23,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::acks::AckState;
-use super::persist::{replace_file as replace, stream_dir, OpIds, OpQueue};
+use super::persist::{stream_dir, OpIds, OpQueue};
 use crate::storage::{StorageId, StorageOp};
 
 const MAGIC: u32 = 0x4E41_4353;
@@ -155,6 +155,11 @@ pub struct StateFile {
     /// performs a Rename even after the Write before it failed). No snapshot
     /// is written meanwhile.
     pub staging: bool,
+    /// The latest generation of `meta.json` started.
+    pub meta_gen: u64,
+    /// The last `meta.json` replacement failed: the next state write writes
+    /// it again.
+    pub meta_retry: Option<Bytes>,
 }
 
 impl StateFile {
@@ -164,12 +169,46 @@ impl StateFile {
             len,
             rewrite: false,
             staging: false,
+            meta_gen: 0,
+            meta_retry: None,
         }
     }
 
-    /// Replace `meta.json`; returns the id of the Rename that makes it durable.
-    pub fn write_meta(&self, json: Bytes, ids: &mut OpIds, ops: &mut OpQueue) -> StorageId {
-        replace(&self.dir, "meta.json", json, ids, ops)
+    /// Start replacing `meta.json`: a temporary file of its own generation
+    /// is written, cut and synced. Returns the Sync's id, the generation, the
+    /// Rename to emit once every one of those succeeded (and no newer
+    /// generation was started), and the temporary file.
+    pub fn write_meta(
+        &mut self,
+        json: Bytes,
+        ids: &mut OpIds,
+        ops: &mut OpQueue,
+    ) -> (StorageId, u64, StorageOp, String) {
+        self.meta_gen += 1;
+        let tmp = format!("{}/meta.json.{}.tmp", self.dir, self.meta_gen);
+        let len = json.len() as u64;
+        ops.push((
+            ids.alloc(),
+            StorageOp::Write {
+                file: tmp.clone(),
+                offset: 0,
+                data: json,
+            },
+        ));
+        ops.push((
+            ids.alloc(),
+            StorageOp::Truncate {
+                file: tmp.clone(),
+                len,
+            },
+        ));
+        let sync = ids.alloc();
+        ops.push((sync, StorageOp::Sync { file: tmp.clone() }));
+        let rename = StorageOp::Rename {
+            from: tmp.clone(),
+            to: format!("{}/meta.json", self.dir),
+        };
+        (sync, self.meta_gen, rename, tmp)
     }
 
     /// Write a snapshot (appended, or the file rewritten when it has grown);

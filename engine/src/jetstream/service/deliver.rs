@@ -134,6 +134,8 @@ pub struct Consumer {
     pub(super) file: Option<StateFile>,
     /// When the oldest change not yet written was seen by a flush.
     changed_at: Option<i64>,
+    /// Its `meta.json` failed to be written: write it again.
+    meta_again: bool,
 }
 
 /// Why a pump of one consumer stopped early.
@@ -189,6 +191,7 @@ impl Consumer {
             changed: true,
             file: None,
             changed_at: None,
+            meta_again: false,
         }
     }
 
@@ -975,6 +978,18 @@ impl JetStream {
                 }
                 c.changed = false;
                 c.changed_at = None;
+                if std::mem::take(&mut c.meta_again) {
+                    if let Some(json) = f.meta_retry.clone() {
+                        let before = self.ids.last();
+                        let (sync, generation, rename, tmp) =
+                            f.write_meta(json, &mut self.ids, &mut fx.storage);
+                        for op in self.ids.since(before).filter(|op| *op != sync) {
+                            self.meta_parts.insert(op, sync);
+                        }
+                        self.meta_renames
+                            .insert(sync, (c.uid, generation, rename, tmp, false));
+                    }
+                }
                 let before = self.ids.last();
                 let (id, rename) = f.write(&Snapshot::of(&c.acks), &mut self.ids, &mut fx.storage);
                 for op in self.ids.since(before) {
@@ -1015,7 +1030,77 @@ impl JetStream {
         };
         let json = Bytes::from(serde_json::to_vec(&meta).ok()?);
         c.changed = true;
-        Some(file.write_meta(json, &mut self.ids, &mut fx.storage))
+        let uid = c.uid;
+        let before = self.ids.last();
+        file.meta_retry = Some(json.clone());
+        let (sync, generation, rename, tmp) = file.write_meta(json, &mut self.ids, &mut fx.storage);
+        for op in self.ids.since(before) {
+            if op != sync {
+                self.meta_parts.insert(op, sync);
+            }
+        }
+        self.meta_renames
+            .insert(sync, (uid, generation, rename, tmp, false));
+        Some(sync)
+    }
+
+    /// An operation writing a consumer's `meta.json` replacement completed.
+    /// Once its Sync did, the replacement is renamed over `meta.json` if all
+    /// of it succeeded and no newer one was started (replies waiting for it
+    /// then wait for the Rename); otherwise its temporary file is removed.
+    /// Whether `id` was such an operation and is fully handled.
+    pub(super) fn meta_op_done(&mut self, id: StorageId, failed: bool, fx: &mut Effects) -> bool {
+        if let Some(sync) = self.meta_parts.remove(&id) {
+            if let (true, Some(m)) = (failed, self.meta_renames.get_mut(&sync)) {
+                m.4 = true;
+            }
+            return true;
+        }
+        let Some((uid, generation, rename, tmp, part_failed)) = self.meta_renames.remove(&id)
+        else {
+            return false;
+        };
+        let latest = self
+            .consumer_at
+            .get(&uid)
+            .and_then(|(s, c)| self.streams.get(s)?.consumers.get(c)?.file.as_ref())
+            .is_some_and(|f| f.meta_gen == generation);
+        if failed || part_failed || !latest {
+            if failed || part_failed {
+                tracing::warn!("JetStream consumer meta.json write failed: {tmp}; written again");
+                if let Some(c) = self
+                    .consumer_at
+                    .get(&uid)
+                    .and_then(|(s, c)| self.streams.get_mut(s)?.consumers.get_mut(c))
+                {
+                    // The next state write (within STATE_WRITE_DELAY) retries it.
+                    c.changed = true;
+                    c.meta_again = true;
+                }
+            }
+            fx.storage
+                .push((self.ids.alloc(), StorageOp::Remove { file: tmp }));
+            // A superseded one is answered now; a failed one with an error.
+            if failed || part_failed {
+                self.doomed.insert(id);
+            }
+            return false;
+        }
+        let rid = self.ids.alloc();
+        fx.storage.push((rid, rename));
+        if let Some(held) = self.waiting.remove(&id) {
+            self.waiting.entry(rid).or_default().extend(held);
+        }
+        if let Some(c) = self
+            .consumer_at
+            .get(&uid)
+            .and_then(|(s, c)| self.streams.get_mut(s)?.consumers.get_mut(c))
+        {
+            if let Some(f) = c.file.as_mut() {
+                f.meta_retry = None;
+            }
+        }
+        true
     }
 
     /// Subscriptions of a consumer: its acks, pull requests or flow-control replies.

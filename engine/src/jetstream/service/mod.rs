@@ -296,6 +296,11 @@ pub struct JetStream {
     /// Syncs of replacement state files, with the consumer and the Rename
     /// to emit once they succeeded.
     state_renames: BTreeMap<StorageId, (u64, StorageOp)>,
+    /// Consumers' meta.json replacements: by their Sync, the consumer, the
+    /// generation, the Rename, the temporary file and whether a write before
+    /// the Sync failed; and those writes, with their Sync.
+    meta_renames: BTreeMap<StorageId, (u64, u64, StorageOp, String, bool)>,
+    meta_parts: BTreeMap<StorageId, StorageId>,
 }
 
 impl JetStream {
@@ -335,6 +340,8 @@ impl JetStream {
             state_ops: BTreeMap::new(),
             state_done: BTreeMap::new(),
             state_renames: BTreeMap::new(),
+            meta_renames: BTreeMap::new(),
+            meta_parts: BTreeMap::new(),
         };
         for s in API_SUBJECTS {
             fx.subscribe.push((Target::Api, s.to_string()));
@@ -574,6 +581,9 @@ impl JetStream {
             return self.read_done(read, result, fx);
         }
         let failed = matches!(result, StorageResult::Error(_));
+        if self.meta_op_done(id, failed, fx) {
+            return;
+        }
         self.state_op_done(id, failed);
         if self.state_staged_done(id, failed, fx) {
             return;
