@@ -23,7 +23,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::acks::AckState;
-use super::persist::{stream_dir, OpIds, OpQueue};
+use super::persist::{stream_dir, write_temp, OpIds, OpQueue};
 use crate::storage::{StorageId, StorageOp};
 
 const MAGIC: u32 = 0x4E41_4353;
@@ -186,24 +186,7 @@ impl StateFile {
     ) -> (StorageId, u64, StorageOp, String) {
         self.meta_gen += 1;
         let tmp = format!("{}/meta.json.{}.tmp", self.dir, self.meta_gen);
-        let len = json.len() as u64;
-        ops.push((
-            ids.alloc(),
-            StorageOp::Write {
-                file: tmp.clone(),
-                offset: 0,
-                data: json,
-            },
-        ));
-        ops.push((
-            ids.alloc(),
-            StorageOp::Truncate {
-                file: tmp.clone(),
-                len,
-            },
-        ));
-        let sync = ids.alloc();
-        ops.push((sync, StorageOp::Sync { file: tmp.clone() }));
+        let sync = write_temp(&tmp, json, ids, ops);
         let rename = StorageOp::Rename {
             from: tmp.clone(),
             to: format!("{}/meta.json", self.dir),
@@ -229,23 +212,7 @@ impl StateFile {
             self.staging = true;
             self.len = n;
             let tmp = format!("{}/state.tmp", self.dir);
-            ops.push((
-                ids.alloc(),
-                StorageOp::Write {
-                    file: tmp.clone(),
-                    offset: 0,
-                    data,
-                },
-            ));
-            ops.push((
-                ids.alloc(),
-                StorageOp::Truncate {
-                    file: tmp.clone(),
-                    len: n,
-                },
-            ));
-            let sync = ids.alloc();
-            ops.push((sync, StorageOp::Sync { file: tmp.clone() }));
+            let sync = write_temp(&tmp, data, ids, ops);
             let rename = StorageOp::Rename {
                 from: tmp,
                 to: format!("{}/state", self.dir),

@@ -83,9 +83,37 @@ pub struct Persist {
     last_index_len: u64,
 }
 
-/// Replace `dir/name` atomically: write a temporary file, cut it to length,
-/// sync it, rename it over. Returns the Rename's id: once it completed, the
-/// new contents are durable.
+/// Write `data` as the whole of `tmp`: write it, cut the file to its
+/// length, sync it. Returns the Sync's id.
+pub fn write_temp(tmp: &str, data: Bytes, ids: &mut OpIds, ops: &mut OpQueue) -> StorageId {
+    let len = data.len() as u64;
+    ops.push((
+        ids.alloc(),
+        StorageOp::Write {
+            file: tmp.to_string(),
+            offset: 0,
+            data,
+        },
+    ));
+    ops.push((
+        ids.alloc(),
+        StorageOp::Truncate {
+            file: tmp.to_string(),
+            len,
+        },
+    ));
+    let sync = ids.alloc();
+    ops.push((
+        sync,
+        StorageOp::Sync {
+            file: tmp.to_string(),
+        },
+    ));
+    sync
+}
+
+/// Replace `dir/name` atomically: [`write_temp`] `name.tmp`, rename it over.
+/// Returns the Rename's id: once it completed, the new contents are durable.
 pub fn replace_file(
     dir: &str,
     name: &str,
@@ -94,23 +122,7 @@ pub fn replace_file(
     ops: &mut OpQueue,
 ) -> StorageId {
     let tmp = format!("{dir}/{name}.tmp");
-    let len = data.len() as u64;
-    ops.push((
-        ids.alloc(),
-        StorageOp::Write {
-            file: tmp.clone(),
-            offset: 0,
-            data,
-        },
-    ));
-    ops.push((
-        ids.alloc(),
-        StorageOp::Truncate {
-            file: tmp.clone(),
-            len,
-        },
-    ));
-    ops.push((ids.alloc(), StorageOp::Sync { file: tmp.clone() }));
+    write_temp(&tmp, data, ids, ops);
     let id = ids.alloc();
     ops.push((
         id,

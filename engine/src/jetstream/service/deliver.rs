@@ -1068,11 +1068,7 @@ impl JetStream {
         if failed || part_failed || !latest {
             if failed || part_failed {
                 tracing::warn!("JetStream consumer meta.json write failed: {tmp}; written again");
-                if let Some(c) = self
-                    .consumer_at
-                    .get(&uid)
-                    .and_then(|(s, c)| self.streams.get_mut(s)?.consumers.get_mut(c))
-                {
+                if let Some(c) = self.consumer_by_uid(uid) {
                     // The next state write (within STATE_WRITE_DELAY) retries it.
                     c.changed = true;
                     c.meta_again = true;
@@ -1091,16 +1087,18 @@ impl JetStream {
         if let Some(held) = self.waiting.remove(&id) {
             self.waiting.entry(rid).or_default().extend(held);
         }
-        if let Some(c) = self
-            .consumer_at
-            .get(&uid)
-            .and_then(|(s, c)| self.streams.get_mut(s)?.consumers.get_mut(c))
-        {
+        if let Some(c) = self.consumer_by_uid(uid) {
             if let Some(f) = c.file.as_mut() {
                 f.meta_retry = None;
             }
         }
         true
+    }
+
+    /// The consumer with `uid`.
+    fn consumer_by_uid(&mut self, uid: u64) -> Option<&mut Consumer> {
+        let (s, c) = self.consumer_at.get(&uid)?;
+        self.streams.get_mut(s)?.consumers.get_mut(c)
     }
 
     /// Subscriptions of a consumer: its acks, pull requests or flow-control replies.
@@ -1472,11 +1470,7 @@ impl JetStream {
         }
         if failed {
             tracing::warn!("JetStream consumer state write failed; the state file is rewritten");
-            if let Some(c) = self
-                .consumer_at
-                .get(&uid)
-                .and_then(|(s, c)| self.streams.get_mut(s)?.consumers.get_mut(c))
-            {
+            if let Some(c) = self.consumer_by_uid(uid) {
                 if let Some(f) = c.file.as_mut() {
                     f.rewrite = true;
                 }
@@ -1499,20 +1493,16 @@ impl JetStream {
             return false;
         };
         let ok = !failed && !self.doomed.contains(&id);
-        let c = self
-            .consumer_at
-            .get(&uid)
-            .and_then(|(s, c)| self.streams.get_mut(s)?.consumers.get_mut(c));
-        let Some(c) = c else {
+        let Some(c) = self.consumer_by_uid(uid) else {
             return false;
         };
         if let Some(f) = c.file.as_mut() {
             f.staging = false;
             f.rewrite |= !ok;
         }
+        c.changed |= !ok;
         self.dirty.insert(uid);
         if !ok {
-            c.changed = true;
             return false;
         }
         let rid = self.ids.alloc();
@@ -1528,10 +1518,8 @@ impl JetStream {
     /// A read for consumer `uid` completed. The consumer looks again once
     /// its last read is in.
     pub(super) fn consumer_read_done(&mut self, uid: u64, outcome: ReadOutcome) {
-        let Some((s, c)) = self.consumer_at.get(&uid) else {
-            return;
-        };
-        let Some(c) = self.streams.get_mut(s).and_then(|s| s.consumers.get_mut(c)) else {
+        let refused = matches!(outcome, ReadOutcome::Refused);
+        let Some(c) = self.consumer_by_uid(uid) else {
             return;
         };
         c.reading = c.reading.saturating_sub(1);
@@ -1548,15 +1536,15 @@ impl JetStream {
                 }
                 c.fetched.insert(m.seq, m);
             }
-            // Not read (too many reads in flight): look again after the next
-            // read of any consumer completes.
-            ReadOutcome::Refused => {
-                self.starved.insert(uid);
-            }
-            // The pump tries again.
-            ReadOutcome::Failed => {}
+            // Not read (too many reads in flight): looked at again after the
+            // next read of any consumer completes. Failed: the pump tries again.
+            ReadOutcome::Refused | ReadOutcome::Failed => {}
         }
-        if c.reading == 0 && !self.starved.contains(&uid) {
+        let idle = c.reading == 0;
+        if refused {
+            self.starved.insert(uid);
+        }
+        if idle && !self.starved.contains(&uid) {
             self.dirty.insert(uid);
         }
     }
