@@ -917,3 +917,35 @@ fn failed_meta_write_is_retried_not_renamed() {
     let seqs: Vec<u64> = deliveries(&r).iter().map(|m| seq_dc(m).0).collect();
     assert_eq!(seqs, [2, 3], "the consumer or its answered ack was lost");
 }
+
+/// Bounded on a stalled disk: one consumer has at most 16 state writes in
+/// flight however many AckSyncs arrive; once the disk moves, every held
+/// AckSync is answered.
+#[test]
+fn stalled_disk_bounds_state_writes() {
+    use natrium_engine::storage::StorageOp;
+    let mut h = harness("file", "limits");
+    create(
+        &mut h,
+        "P",
+        json!({"ack_policy": "explicit", "max_ack_pending": 1000}),
+    );
+    publish_n(&mut h, "s.a", 40);
+    let (_, r) = pull(&mut h, "P", "40");
+    let d: Vec<ParsedMsg> = deliveries(&r).into_iter().cloned().collect();
+    assert_eq!(d.len(), 40);
+    h.auto = false;
+    let ns: Vec<u64> = d.iter().map(|m| ack_sync(&mut h, m)).collect();
+    let state_syncs = h
+        .disk
+        .queue()
+        .filter(|(_, op)| matches!(op, StorageOp::Sync { file } if file.ends_with("/obs/P/state")))
+        .count();
+    assert!(state_syncs <= 16, "{state_syncs} state writes in flight");
+    assert!(ns.iter().all(|n| h.take_reply(*n).is_none()));
+    h.auto = true;
+    h.settle();
+    for n in ns {
+        assert!(h.take_reply(n).is_some(), "AckSync {n} never answered");
+    }
+}

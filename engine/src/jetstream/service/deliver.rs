@@ -39,6 +39,10 @@ use crate::jetstream::consumer_store::{Snapshot, StateFile};
 
 /// Messages one consumer sends in one pump before yielding.
 pub const PUMP_BUDGET: usize = 4096;
+/// AckSync replies one consumer holds while its state is written.
+const MAX_HELD_ACK_SYNCS: usize = 16 * 1024;
+/// State writes of one consumer in flight at once.
+const MAX_STATE_WRITES: usize = 16;
 /// A durable consumer's changed state is written at most this long (ns)
 /// after the change, or at once for an AckSync.
 const STATE_WRITE_DELAY: i64 = 50_000_000;
@@ -969,6 +973,15 @@ impl JetStream {
                 let Some(f) = c.file.as_mut().filter(|f| c.changed && !f.staging) else {
                     continue;
                 };
+                // At most MAX_STATE_WRITES of one consumer in flight; the
+                // rest waits for their completions (a stalled disk).
+                if self
+                    .state_done
+                    .get(&c.uid)
+                    .is_some_and(|w| w.len() >= MAX_STATE_WRITES)
+                {
+                    continue;
+                }
                 let since = *c.changed_at.get_or_insert(now);
                 let held = self.consumer_acks.contains_key(&c.uid);
                 if !held && now < since.saturating_add(STATE_WRITE_DELAY) {
@@ -1267,7 +1280,12 @@ impl JetStream {
             };
             if durable_wait && self.cfg.persist {
                 // AckSync: answered once the consumer's state is on disk.
-                self.consumer_acks.entry(uid).or_default().push(ack);
+                let held = self.consumer_acks.entry(uid).or_default();
+                // Bounded: past the cap (a stalled disk) it gets no answer,
+                // which clients read as a failed AckSync.
+                if held.len() < MAX_HELD_ACK_SYNCS {
+                    held.push(ack);
+                }
             } else {
                 ack.send(fx);
             }
@@ -1277,8 +1295,13 @@ impl JetStream {
     /// Send what dirty consumers may send; remove ephemerals inactive past
     /// their threshold. `interest` says whether a subject has subscribers.
     pub fn pump(&mut self, now: i64, interest: &mut dyn FnMut(&[u8]) -> bool, fx: &mut Effects) {
+        let due = self.next_consumer_deadline.is_some_and(|t| t <= now);
+        // Most inputs (core traffic) touch no consumer: nothing to look at.
+        if self.dirty.is_empty() && !due {
+            return;
+        }
         // Consumers with a deadline that has passed.
-        if self.next_consumer_deadline.is_some_and(|t| t <= now) {
+        if due {
             for s in self.streams.values() {
                 for c in s.consumers.values() {
                     if c.next_deadline().is_some_and(|t| t <= now) {
